@@ -118,8 +118,9 @@ def apply(prim, inputs, params=EMPTY):
         raise prim.failure(inputs, params, exc) from None
     out = _new(Tensor)
     out._value = value
-    if STATE.recorders:
-        for recorder in STATE.recorders:
+    recorders = STATE.recorders
+    if recorders:
+        for recorder in recorders:
             recorder.record(prim, inputs, params, out)
     return out
 
@@ -277,9 +278,11 @@ def unary_op(prim, allowed):
             raise prim.failure((x,), EMPTY, TypeError(v.dtype))
         out = _new(Tensor)
         out._value = impl(v)
-        if STATE.recorders:
-            for recorder in STATE.recorders:
-                recorder.record(prim, (x,), EMPTY, out)
+        recorders = STATE.recorders
+        if recorders:
+            inputs = (x,)
+            for recorder in recorders:
+                recorder.record(prim, inputs, EMPTY, out)
         return out
 
     op.__name__ = prim.public_name
@@ -292,10 +295,21 @@ def binary_op(prim, allowed):
     name_ = prim.public_name
 
     def op(x, y, name=None):
-        if type(x) is not Tensor or type(y) is not Tensor:
+        # Python scalars and arrays meeting a Tensor take or keep their dtype here,
+        # without the general convert_group.
+        if type(x) is Tensor:
+            xv = x._value
+            if type(y) is not Tensor:
+                y = convert_like(y, xv.dtype, name_)
+            yv = y._value
+        elif type(y) is Tensor:
+            yv = y._value
+            x = convert_like(x, yv.dtype, name_)
+            xv = x._value
+        else:
             x, y = convert_group((x, y), name_)
-        xv = x._value
-        yv = y._value
+            xv = x._value
+            yv = y._value
         if xv.dtype is not yv.dtype and xv.dtype != yv.dtype:
             same_dtype(name_, (x, y), ("x", "y"))
         if xv.dtype not in allowed:
@@ -306,9 +320,11 @@ def binary_op(prim, allowed):
             raise prim.failure((x, y), EMPTY, exc) from None
         out = _new(Tensor)
         out._value = value
-        if STATE.recorders:
-            for recorder in STATE.recorders:
-                recorder.record(prim, (x, y), EMPTY, out)
+        recorders = STATE.recorders
+        if recorders:
+            inputs = (x, y)
+            for recorder in recorders:
+                recorder.record(prim, inputs, EMPTY, out)
         return out
 
     op.__name__ = name_

@@ -292,31 +292,37 @@ class GradientTape(Recorder):
             prev = cts.get(id(t))
             cts[id(t)] = ct if prev is None else prev + ct
 
+        cts_get = cts.get
         for prim, inputs, params, out in reversed(relevant):
-            if params is None:
+            if params is None:  # a custom_gradient entry: one call gives every input's gradient
                 input_cts = prim.backward(cts, inputs, out)
-            else:
-                key = id(out)
-                ct = cts.get(key)
-                if ct is None:
+                for x, g in zip(inputs, input_cts, strict=True):
+                    if g is not None and id(x) in live:
+                        _accumulate(cts, x, g)
+                continue
+            key = id(out)
+            ct = cts_get(key)
+            if ct is None:
+                continue
+            if key not in wanted:
+                del cts[key]  # frees each cotangent as soon as it is used
+            rules = prim.vjp
+            i = -1
+            for x in inputs:
+                i += 1
+                key = id(x)
+                if key not in live:
                     continue
-                if key not in wanted:
-                    del cts[key]  # frees each cotangent as soon as it is used
-                rules = prim.vjp
-                input_cts = []
-                for i, x in enumerate(inputs):
-                    rule = rules[i]
-                    if rule is None or id(x) not in live:
-                        input_cts.append(None)
-                    else:
-                        input_cts.append(rule(ct, *inputs, out, **params) if params else rule(ct, *inputs, out))
-            for x, g in zip(inputs, input_cts):
+                rule = rules[i]
+                if rule is None:
+                    continue
+                g = rule(ct, *inputs, out, **params) if params else rule(ct, *inputs, out)
                 if g is None:
                     continue
-                if g._value.shape != x._value.shape:
-                    g = unbroadcast(g, x._value.shape)
-                key = id(x)
-                prev = cts.get(key)
+                shape = x._value.shape
+                if g._value.shape != shape:
+                    g = unbroadcast(g, shape)
+                prev = cts_get(key)
                 cts[key] = g if prev is None else prev + g
 
         grads = []
@@ -332,6 +338,14 @@ class GradientTape(Recorder):
                 g = None
             grads.append(g)
         return grads
+
+
+def _accumulate(cts, x, g):
+    shape = x._value.shape
+    if g._value.shape != shape:
+        g = unbroadcast(g, shape)
+    prev = cts.get(id(x))
+    cts[id(x)] = g if prev is None else prev + g
 
 
 def _as_target(t):

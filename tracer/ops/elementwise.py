@@ -82,7 +82,7 @@ sqrt_p, sqrt = unary("sqrt", np.sqrt, FLOATS, vjp=lambda ct, x, out: ct * 0.5 / 
 sin_p, sin = unary("sin", np.sin, FLOATS, vjp=lambda ct, x, out: ct * cos(x))
 cos_p, cos = unary("cos", np.cos, FLOATS, vjp=lambda ct, x, out: -ct * sin(x))
 tan_p, tan = unary("tan", np.tan, FLOATS, vjp=lambda ct, x, out: ct * (1 + out * out))
-tanh_p, tanh = unary("tanh", np.tanh, FLOATS, vjp=lambda ct, x, out: ct * (1 - out * out))
+tanh_p, tanh = unary("tanh", np.tanh, FLOATS, vjp=lambda ct, x, out: tanh_grad(out, ct))
 
 
 def _sigmoid(x):
@@ -90,7 +90,18 @@ def _sigmoid(x):
     return np.exp(-np.logaddexp(0, -x))
 
 
-sigmoid_p, sigmoid = unary("sigmoid", _sigmoid, FLOATS, vjp=lambda ct, x, out: ct * out * (1 - out))
+sigmoid_p, sigmoid = unary("sigmoid", _sigmoid, FLOATS, vjp=lambda ct, x, out: sigmoid_grad(out, ct))
+
+# The backward kernels of tanh and sigmoid as primitives of their own (as
+# TensorFlow's TanhGrad and SigmoidGrad): one op on the backward pass instead
+# of three, and still differentiable, so higher orders work.
+tanh_grad_p, tanh_grad = binary(
+    "tanh_grad", lambda y, ct: ct - ct * y * y, FLOATS,
+    vjp=(lambda g, y, ct, out: -2 * g * ct * y, lambda g, y, ct, out: tanh_grad(y, g)))
+sigmoid_grad_p, sigmoid_grad = binary(
+    "sigmoid_grad", lambda y, ct: ct * y * (1 - y), FLOATS,
+    vjp=(lambda g, y, ct, out: g * ct * (1 - 2 * y), lambda g, y, ct, out: sigmoid_grad(y, g)))
+del PUBLIC["tanh_grad"], PUBLIC["sigmoid_grad"]
 
 
 def _softplus(x):
