@@ -13,8 +13,10 @@ from tapejit.tracer.dtypes import DType, as_dtype, bool_ as bool, float32, float
 from tapejit.tracer.errors import DTypeError, ShapeError, TapejitError
 from tapejit.tracer.tape import GradientTape, UnconnectedGradients, custom_gradient
 from tapejit.tracer.tensor import Tensor, Variable
+from tapejit.runtime.compiled import CompiledFunction, compile, tj_print as print  # noqa: A001
+from tapejit.compiler.ir import IRError
 
-from . import linalg, math, nn, random, testing  # noqa: F401
+from . import config, linalg, math, nn, random, testing  # noqa: F401
 
 __version__ = "0.1.0"
 
@@ -23,4 +25,5 @@ globals().update(_tracer.PUBLIC)
 __all__ = sorted(
     ["DType", "as_dtype", "bool", "float32", "float64", "int32", "int64", "DTypeError", "ShapeError",
      "TapejitError", "GradientTape", "UnconnectedGradients", "custom_gradient", "Tensor", "Variable",
-     "linalg", "math", "nn", "random", "testing"] + list(_tracer.PUBLIC))
+     "linalg", "math", "nn", "random", "testing", "config", "compile", "CompiledFunction", "print",
+     "IRError"] + list(_tracer.PUBLIC))

@@ -10,7 +10,7 @@ import threading
 import numpy as np
 
 from . import dtypes as dt
-from .errors import DTypeError, ShapeError, describe
+from .errors import DTypeConversionError, DTypeError, ShapeError, describe
 
 EMPTY = {}
 
@@ -112,6 +112,14 @@ def wrap(value):
 
 def apply(prim, inputs, params=EMPTY):
     """Run `prim` eagerly on Tensors and record it. The generic path."""
+    if len(inputs) > 1:
+        # Inputs of different dtypes: let the shape rule reject what NumPy would
+        # silently promote (float32 @ float64), and pass gathers and selects.
+        first = inputs[0]._value.dtype
+        for x in inputs:
+            if x._value.dtype != first:
+                prim.shape_rule(*[aval(x) for x in inputs], **params)
+                break
     try:
         value = prim.impl(*[x._value for x in inputs], **params)
     except (ValueError, TypeError, IndexError) as exc:
@@ -209,12 +217,19 @@ def convert(value, dtype=None, op="convert_to_tensor"):
     cls = type(value)
     if cls is Tensor or (isinstance(value, Tensor)):
         if dtype is not None and value._value.dtype != dt.numpy_dtype(dtype):
-            raise DTypeError(f"tj.{op}: requested dtype {dt.as_dtype(dtype).name} for a tensor of "
-                             f"{describe(value)}; use tj.cast to change a tensor's dtype")
+            raise DTypeConversionError(f"tj.{op}: requested dtype {dt.as_dtype(dtype).name} for a tensor "
+                                       f"of {describe(value)}; use tj.cast to change a tensor's dtype")
         return value
     if cls is Variable:
         return value._read(dtype, op)
+    if cls in WEAK_SCALARS:
+        return WEAK_SCALARS[cls](value, dt.numpy_dtype(float if dtype is None else dtype))
     return wrap(to_array(value, None if dtype is None else dt.numpy_dtype(dtype)))
+
+
+# Weakly typed scalars a compiler trace passes in place of Python floats:
+# type -> convert(value, np_dtype) giving a Tensor of the dtype they meet.
+WEAK_SCALARS = {}
 
 
 def convert_like(value, np_dtype, op):
@@ -226,6 +241,8 @@ def convert_like(value, np_dtype, op):
         return value._read(None, op)
     if cls is float or cls is int or cls is bool:
         return wrap(_python_scalar_array(value, np_dtype, op))
+    if cls in WEAK_SCALARS:
+        return WEAK_SCALARS[cls](value, np_dtype)
     if isinstance(value, (np.ndarray, np.generic)):
         return wrap(to_array(value))
     return wrap(to_array(value, np_dtype))

@@ -13,6 +13,11 @@ class DTypeError(TapejitError, TypeError):
     """A dtype an op does not accept, or two tensors of different dtypes."""
 
 
+class DTypeConversionError(DTypeError, ValueError):
+    """A tensor asked to become another dtype without tj.cast (convert_to_tensor,
+    Variable.assign). TensorFlow raises ValueError here, so this is both."""
+
+
 def describe(x):
     """'shape (2, 3) and dtype float32' for a tensor-like value."""
     shape = getattr(x, "shape", None)

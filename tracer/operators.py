@@ -21,9 +21,8 @@ def _equality(op, if_none):
 
 
 def _iterate(self):
-    n = len(self)
-    for i in range(n):
-        yield self[i]
+    n = len(self)  # a 0-d tensor raises TypeError here, at iter() (as TensorFlow)
+    return (self[i] for i in range(n))
 
 
 METHODS = {

@@ -31,6 +31,10 @@ class Recorder:
     """What the op path tells every active recorder. Tapes act on ops and
     Variable reads; the compiler's trace also acts on concretisation and writes."""
 
+    # Compiler traces record every op, even where tapes are paused (the body of
+    # a custom_gradient, the arithmetic of Variable.assign_add).
+    records_all_ops = False
+
     def record(self, prim, inputs, params, out):
         raise NotImplementedError
 
@@ -40,11 +44,16 @@ class Recorder:
     def read_variable(self, var, tensor):
         """A Variable was read into `tensor`."""
 
-    def write_variable(self, var, tensor):
-        """A Variable was assigned `tensor`; tapes do not differentiate assignments."""
+    def write_variable(self, var, value, stored):
+        """A Variable was assigned `value` (it now holds `stored`, a fresh tensor of the
+        same value); tapes do not differentiate assignments."""
 
     def concretize(self, tensor, kind):
         """Python asked for a tensor's value (bool/float/int); tapes need not know."""
+
+    def watches(self, tensor):
+        """Whether an op on `tensor` would be recorded here."""
+        return False
 
 
 class GradientTape(Recorder):
@@ -132,7 +141,8 @@ class GradientTape(Recorder):
             reads.append(tensor)
 
     def watched_variables(self):
-        return tuple(self._variables.values())
+        """The watched Variables in order of construction (as TensorFlow)."""
+        return tuple(sorted(self._variables.values(), key=lambda var: var._uid))
 
     # --------------------------------------------------------- recording
     def record(self, prim, inputs, params, out):
@@ -157,8 +167,12 @@ class GradientTape(Recorder):
                 on_tape[id(o)] = o
 
     def read_variable(self, var, tensor):
-        if self._watch_accessed_variables and var.trainable:
+        # Non-float Variables are skipped silently: only an explicit watch() warns (as TF).
+        if self._watch_accessed_variables and var.trainable and tensor._value.dtype.kind == "f":
             self._watch_variable(var, tensor)
+
+    def watches(self, tensor):
+        return id(tensor) in self._on_tape
 
     # ---------------------------------------------------------- gradients
     def gradient(self, target, sources, output_gradients=None,
@@ -241,9 +255,11 @@ class GradientTape(Recorder):
 
     @contextlib.contextmanager
     def _paused(self):
-        """The tape does not record its own backward pass; outer tapes do."""
+        """A non-persistent tape does not record its own backward pass; outer tapes
+        do. A persistent tape inside its context records it too (as TensorFlow),
+        so it can differentiate its own gradients."""
         recorders = STATE.recorders
-        position = recorders.index(self) if self in recorders else -1
+        position = recorders.index(self) if self in recorders and not self._persistent else -1
         if position >= 0:
             recorders.remove(self)
         try:
@@ -262,7 +278,9 @@ class GradientTape(Recorder):
         if type(source) is Variable:
             return [id(t) for t in self._reads.get(id(source), ())]
         if isinstance(source, Tensor):
-            return [id(source)]
+            # Only watched tensors and recorded outputs have gradients: an unwatched
+            # input of a recorded op gets None (as TensorFlow's tape).
+            return [id(source)] if id(source) in self._on_tape else []
         raise TypeError(f"tj.GradientTape.gradient: sources must be Tensors or Variables, got "
                         f"{type(source).__name__}")
 
@@ -450,7 +468,9 @@ class CustomGradientRule:
     def backward(self, cts, inputs, outs):
         if not any(id(o) in cts for o in outs):
             return [None] * len(inputs)
-        dys = [cts.get(id(o)) or core.wrap(np.zeros(o._value.shape, o._value.dtype)) for o in outs]
+        # Outputs with no cotangent get zeros (as TF); `is None`, since a tensor's truth is elementwise.
+        dys = [ct if (ct := cts.get(id(o))) is not None else core.wrap(np.zeros(o._value.shape, o._value.dtype))
+               for o in outs]
         if self.variables:
             input_grads, variable_grads = self.grad_fn(*dys, variables=list(self.variables))
         else:
@@ -474,18 +494,19 @@ def custom_gradient(f=None):
         inputs = tuple(core.convert(a, op="custom_gradient") for a in args)
         collector = _VariableReads()
         saved = STATE.recorders
-        STATE.recorders = [collector]
+        STATE.recorders = [collector] + [r for r in saved if r.records_all_ops]
         try:
             result, grad_fn = f(*inputs, **kwargs)
+            flat, treedef = nest.flatten(result)
+            # Fresh output tensors (tape identity must not alias an input returned
+            # as-is), made by an op that compiler traces see.
+            outs = tuple(core.apply(identity_p, (core.convert(o),)) for o in flat)
         finally:
             STATE.recorders = saved
         reads = list(collector.reads.values())
         if reads and "variables" not in inspect.signature(grad_fn).parameters:
             raise TypeError(f"tj.custom_gradient: {f.__name__} reads Variables, so its gradient function "
                             "must accept a `variables` keyword argument")
-        flat, treedef = nest.flatten(result)
-        # Fresh output tensors: tape identity must not alias an input returned as-is.
-        outs = tuple(core.wrap(core.convert(o)._value) for o in flat)
         variables = [var for var, _ in reads]
         for var, tensor in reads:  # tapes watch Variables read inside the body
             for recorder in STATE.recorders:

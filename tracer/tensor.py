@@ -3,11 +3,13 @@
 Operators, indexing and iteration are attached by tracer/operators.py once the
 ops exist, so both classes share one implementation of each.
 """
+import itertools
+
 import numpy as np
 
 from . import core
 from . import dtypes as dt
-from .errors import ShapeError, describe
+from .errors import DTypeConversionError, ShapeError, describe
 
 
 class Tensor:
@@ -42,6 +44,9 @@ class Tensor:
     def numpy(self):
         """The value as a read-only NumPy array (a scalar for 0-d tensors)."""
         value = self._value
+        if core.STATE.recorders:
+            for recorder in core.STATE.recorders:
+                recorder.concretize(self, "array")
         if isinstance(value, np.ndarray):
             if value.ndim == 0:
                 return value[()]
@@ -51,6 +56,9 @@ class Tensor:
         return value
 
     def __array__(self, dtype=None, copy=None):
+        if core.STATE.recorders:
+            for recorder in core.STATE.recorders:
+                recorder.concretize(self, "array")
         array = np.asarray(self._value)
         if dtype is not None and array.dtype != dtype:
             return array.astype(dtype)
@@ -63,8 +71,10 @@ class Tensor:
     def _scalar(self, kind):
         value = self._value
         if value.size != 1:
-            raise ValueError(f"only a one-element tensor can be converted to a Python {kind}; "
-                             f"this tensor has {describe(self)}")
+            # bool() raises ValueError, float()/int()/index TypeError (as TF, via NumPy)
+            error = ValueError if kind == "bool" else TypeError
+            raise error(f"only a one-element tensor can be converted to a Python {kind}; "
+                        f"this tensor has {describe(self)}")
         if core.STATE.recorders:
             for recorder in core.STATE.recorders:
                 recorder.concretize(self, kind)
@@ -94,7 +104,7 @@ class Tensor:
                 f"numpy={_numpy_repr(self._value)}>")
 
     def __str__(self):
-        return f"tj.Tensor({np.array2string(np.asarray(self._value))}, shape={self.shape}, dtype={self.dtype.name})"
+        return f"tj.Tensor({np.asarray(self._value)}, shape={self.shape}, dtype={self.dtype.name})"
 
     def __reduce__(self):
         return (_rebuild, (np.asarray(self._value),))
@@ -129,10 +139,11 @@ class Variable:
     3.0
     """
 
-    __slots__ = ("_tensor", "trainable", "name", "__weakref__")
+    __slots__ = ("_tensor", "trainable", "name", "_uid", "__weakref__")
     __array_priority__ = 100
     __hash__ = object.__hash__  # Variables are used as dict keys (optimizer slots)
     _count = 0
+    _created = itertools.count()  # creation order: watched_variables() sorts by it (as TF)
 
     def __init__(self, initial_value, trainable=True, name=None, dtype=None):
         if callable(initial_value):
@@ -148,13 +159,14 @@ class Variable:
         self._tensor = tensor
         self.trainable = bool(trainable)
         self.name = name
+        self._uid = next(Variable._created)
 
     # Reading: every op that takes a Variable calls _read, so tapes can watch it.
     def _read(self, dtype=None, op="read"):
         tensor = self._tensor
         if dtype is not None and tensor._value.dtype != dt.numpy_dtype(dtype):
-            raise TypeError(f"tj.{op}: requested dtype {dt.as_dtype(dtype).name} for Variable "
-                            f"'{self.name}' of {describe(tensor)}")
+            raise DTypeConversionError(f"tj.{op}: requested dtype {dt.as_dtype(dtype).name} for Variable "
+                                       f"'{self.name}' of {describe(tensor)}")
         if core.STATE.recorders:
             for recorder in core.STATE.recorders:
                 recorder.read_variable(self, tensor)
@@ -192,15 +204,22 @@ class Variable:
         if tensor.shape != self.shape:
             raise ShapeError(f"tj.Variable.{op}: Variable '{self.name}' has shape {self.shape} "
                              f"but the new value has {describe(tensor)}")
+        # The Variable holds a fresh Tensor: its later reads must not alias a
+        # tensor some tape already tracks as something else (TF copies too).
+        stored = core.wrap(tensor._value)
         if core.STATE.recorders:
             for recorder in core.STATE.recorders:
-                recorder.write_variable(self, tensor)
-        self._tensor = tensor
+                recorder.write_variable(self, tensor, stored)
+        self._tensor = stored
         return self
 
     def _operand(self, value, op):
         tensor = core.convert_like(value, self._tensor._value.dtype, f"Variable.{op}")
-        core.same_dtype(f"Variable.{op}", (self._tensor, tensor), (f"Variable '{self.name}'", "value"))
+        if tensor._value.dtype != self._tensor._value.dtype:
+            # ValueError as TF's convert_to_tensor(value, dtype=variable.dtype), and a TypeError
+            raise DTypeConversionError(
+                f"tj.Variable.{op}: value has {describe(tensor)} but Variable '{self.name}' has "
+                f"{describe(self._tensor)}; tapejit does not convert between dtypes: cast with tj.cast")
         return tensor
 
     def assign(self, value, use_locking=None, name=None, read_value=True):
@@ -208,12 +227,26 @@ class Variable:
         return self._write(tensor, "assign")
 
     def assign_add(self, delta, use_locking=None, name=None, read_value=True):
-        delta = self._operand(delta, "assign_add")
-        return self._write(_detached(np.add, self._tensor, delta), "assign_add")
+        return self._write(self._updated("add", delta, "assign_add"), "assign_add")
 
     def assign_sub(self, delta, use_locking=None, name=None, read_value=True):
-        delta = self._operand(delta, "assign_sub")
-        return self._write(_detached(np.subtract, self._tensor, delta), "assign_sub")
+        return self._write(self._updated("sub", delta, "assign_sub"), "assign_sub")
+
+    def _updated(self, prim_name, delta, op):
+        """old (+/-) delta. Not on any tape (TensorFlow's assignments are not
+        differentiable), but seen by compiler traces, which record every op."""
+        delta = self._operand(delta, op)
+        if delta.shape != self.shape and np.broadcast_shapes(delta.shape, self.shape) != self.shape:
+            raise ShapeError(f"tj.Variable.{op}: delta has {describe(delta)} but Variable '{self.name}' "
+                             f"has shape {self.shape}")
+        recorders = core.STATE.recorders
+        saved = list(recorders)
+        recorders[:] = [r for r in saved if r.records_all_ops]
+        try:
+            old = self._read()
+            return core.apply(core.REGISTRY[prim_name], (old, delta))
+        finally:
+            recorders[:] = saved
 
     def __repr__(self):
         return (f"<tj.Variable '{self.name}' shape={self.shape} dtype={self.dtype.name}, "
@@ -236,15 +269,6 @@ class Variable:
 
     def __deepcopy__(self, memo):
         return Variable(self._tensor, trainable=self.trainable, name=self.name)
-
-
-def _detached(ufunc, a, b):
-    """Assignment arithmetic: not an op on any tape (as TF's assign ops are not
-    differentiable), but traced as a Variable write by compiler recorders."""
-    value = ufunc(a._value, b._value)
-    if value.shape != a._value.shape:
-        raise ShapeError(f"tj.Variable: delta of {describe(b)} does not match the Variable's shape {a.shape}")
-    return core.wrap(np.asarray(value, dtype=a._value.dtype))
 
 
 core.Tensor = Tensor

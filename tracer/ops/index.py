@@ -161,6 +161,7 @@ def getitem(x, key):
     if Ellipsis in [k for k in key if not _is_advanced(k)]:
         at = next(i for i, k in enumerate(key) if k is Ellipsis)
         key = key[:at] + (slice(None),) * (len(shape) - consumed) + key[at + 1:]
+        consumed = len(shape)  # the ellipsis took every axis not indexed explicitly
     key = key + (slice(None),) * (len(shape) - consumed)
 
     index, out_shape, advanced = [], [], None

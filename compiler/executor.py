@@ -1,0 +1,89 @@
+"""The NumPy backend: a program becomes one generated Python function that
+calls each primitive's eager kernel in order (backend="numpy", the reference
+for differential tests). Its source is readable and registered in linecache,
+so tracebacks point at the IR equation that failed."""
+import hashlib
+import linecache
+
+import numpy as np
+
+from .ir import Eqn, Guard, Var, pretty
+
+
+class GuardFailed(Exception):
+    """A guard did not hold: this path does not apply to these inputs."""
+
+    def __init__(self, guard, value):
+        super().__init__(guard.describe())
+        self.guard = guard
+        self.value = value
+
+
+def _print_values(template, *values):
+    print(template.format(*[np.asarray(v) for v in values]))
+
+
+def generate_source(program, fn_name="run"):
+    """(source, globals) of a function run(*inputs, *reads) -> (outputs, writes)."""
+    names = {}
+    globals_ = {"GuardFailed": GuardFailed, "_print_values": _print_values}
+    lines = []
+
+    def var_name(var):
+        if id(var) not in names:
+            names[id(var)] = f"v{len(names)}"
+        return names[id(var)]
+
+    def use(atom):
+        if type(atom) is Var:
+            return names[id(atom)]
+        name = f"c{len(globals_)}"
+        globals_[name] = atom.value
+        return name
+
+    args = [var_name(v) for v in program.inputs] + [var_name(v) for _, v in program.reads]
+    ir_lines = pretty(program).splitlines()[1:-1]  # the IR text, one line per item, for comments
+    offset = len(program.reads)
+    lines.append(f"def {fn_name}({', '.join(args)}):")
+    for n, item in enumerate(program.body):
+        comment = ir_lines[offset + n].strip()
+        lines.append(f"    # {comment}")
+        if type(item) is Eqn:
+            fn = f"f{n}"
+            globals_[fn] = item.prim.impl
+            call = f"{fn}({', '.join(use(a) for a in item.inputs)}"
+            if item.params:
+                globals_[f"p{n}"] = item.params
+                call += f", **p{n}"
+            lines.append(f"    {var_name(item.out)} = {call})")
+        elif type(item) is Guard:
+            g = f"g{n}"
+            globals_[g] = item
+            value = use(item.input)
+            if item.kind in ("bool", "int") or (item.kind == "float" and item.expect == item.expect):
+                check = f"{item.kind}({value}) != {g}.expect"
+            else:
+                check = f"not {g}.holds({value})"
+            lines.append(f"    if {check}:")
+            lines.append(f"        raise GuardFailed({g}, {value})")
+        else:
+            t = f"t{n}"
+            globals_[t] = item.template
+            lines.append(f"    _print_values({t}, {', '.join(use(a) for a in item.inputs)})")
+    outs = ", ".join(use(a) for a in program.outputs)
+    writes = ", ".join(use(a) for _, a in program.writes)
+    lines.append(f"    return ({outs}{',' if len(program.outputs) == 1 else ''}), "
+                 f"({writes}{',' if len(program.writes) == 1 else ''})")
+    return "\n".join(lines) + "\n", globals_
+
+
+def build(program):
+    """The program as a Python function; source kept on it as `.source`."""
+    source, globals_ = generate_source(program)
+    digest = hashlib.sha256(source.encode()).hexdigest()[:12]
+    filename = f"<tapejit {program.name} {digest}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    exec(compile(source, filename, "exec"), globals_)
+    fn = globals_["run"]
+    fn.source = source
+    return fn

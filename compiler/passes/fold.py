@@ -1,0 +1,26 @@
+"""Constant folding: equations of literals become literals; guards on
+literals that hold disappear."""
+import numpy as np
+
+from ..ir import Eqn, Guard, Literal, Var
+from .util import substitute
+
+
+def fold(program):
+    mapping = {}
+    body = []
+
+    def resolve(atom):
+        while type(atom) is Var and id(atom) in mapping:
+            atom = mapping[id(atom)]
+        return atom
+
+    for item in program.body:
+        if type(item) is Eqn and item.inputs and all(type(resolve(a)) is Literal for a in item.inputs):
+            value = item.prim.impl(*[resolve(a).value for a in item.inputs], **item.params)
+            mapping[id(item.out)] = Literal(np.asarray(value))
+            continue
+        if type(item) is Guard and type(resolve(item.input)) is Literal and item.holds(resolve(item.input).value):
+            continue
+        body.append(item)
+    return substitute(program, body, mapping)

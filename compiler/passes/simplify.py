@@ -1,0 +1,69 @@
+"""Algebraic simplification that keeps IEEE semantics bit for bit.
+
+Only identities exact for every input, NaN, inf and -0.0 included:
+x*1, 1*x, x/1, x-0, x**1, -(-x), and no-op shape ops (reshape or broadcast_to
+to the same shape, the identity transpose, cast to the same dtype, identity,
+stop_gradient once gradients are derived). Never x+0 (-0.0 + 0 is +0.0),
+x*0 (NaN, inf) or reassociation.
+"""
+import numpy as np
+
+from ..ir import Eqn, Literal, Var
+from .util import substitute
+
+
+def _is(atom, number):
+    if type(atom) is not Literal:
+        return False
+    value = np.asarray(atom.value)
+    return bool(np.all(value == number)) and not np.signbit(value).any()
+
+
+def _same_type(atom, eqn):
+    return atom.aval == eqn.out.aval
+
+
+def _rewrite(eqn, producers):
+    name = eqn.prim.name
+    ins = eqn.inputs
+    if name == "mul":
+        for keep, other in ((ins[0], ins[1]), (ins[1], ins[0])):
+            if _is(other, 1) and _same_type(keep, eqn):
+                return keep
+    elif name in ("div", "pow"):
+        if _is(ins[1], 1) and _same_type(ins[0], eqn):
+            return ins[0]
+    elif name == "sub":
+        if _is(ins[1], 0) and _same_type(ins[0], eqn):
+            return ins[0]
+    elif name == "neg":
+        inner = producers.get(id(ins[0]))
+        if inner is not None and inner.prim.name == "neg":
+            return inner.inputs[0]
+    elif name in ("reshape", "broadcast_to", "transpose", "cast", "identity", "stop_gradient"):
+        if _same_type(ins[0], eqn) and (name != "transpose" or eqn.params["perm"] == tuple(sorted(eqn.params["perm"]))):
+            return ins[0]
+    return None
+
+
+def simplify(program):
+    mapping = {}
+    producers = {}
+    body = []
+
+    def resolve(atom):
+        while type(atom) is Var and id(atom) in mapping:
+            atom = mapping[id(atom)]
+        return atom
+
+    for item in program.body:
+        if type(item) is Eqn:
+            resolved = Eqn(item.prim, [resolve(a) for a in item.inputs], item.params, item.out, item.source)
+            replacement = _rewrite(resolved, producers)
+            if replacement is not None:
+                mapping[id(item.out)] = replacement
+                continue
+            producers[id(item.out)] = resolved
+            item = resolved
+        body.append(item)
+    return substitute(program, body, mapping)

@@ -1,0 +1,29 @@
+"""Rewriting helpers shared by the passes."""
+from ..ir import Eqn, Guard, Print, Var
+
+
+def substitute(program, body, mapping):
+    """The program with `body` and every use of a Var replaced through `mapping`."""
+    if not mapping:
+        return program.replace(body=body)
+
+    def sub(atom):
+        while type(atom) is Var and id(atom) in mapping:
+            atom = mapping[id(atom)]
+        return atom
+
+    new_body = []
+    for item in body:
+        if type(item) is Eqn:
+            item = Eqn(item.prim, [sub(a) for a in item.inputs], item.params, item.out, item.source)
+        elif type(item) is Guard:
+            item = Guard(item.index, sub(item.input), item.kind, item.expect, item.source)
+        else:
+            item = Print([sub(a) for a in item.inputs], item.template, item.source)
+        new_body.append(item)
+    return program.replace(body=new_body, outputs=[sub(a) for a in program.outputs],
+                           writes=[(slot, sub(a)) for slot, a in program.writes])
+
+
+def uses(item):
+    return (item.input,) if type(item) is Guard else item.inputs

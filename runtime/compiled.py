@@ -1,0 +1,404 @@
+"""@tj.compile: the call path, the trace tree of control-flow paths, the caches."""
+import collections
+import functools
+import inspect
+import threading
+import time
+import warnings
+
+import numpy as np
+
+from tapejit.compiler import executor
+from tapejit.compiler.pipeline import optimize
+from tapejit.compiler.trace import Trace, WeakFloat
+from tapejit.tracer import core, nest
+from tapejit.tracer.core import STATE
+from tapejit.tracer.tensor import Tensor, Variable
+
+from .config import CONFIG
+from .executable import Executable
+from .signature import describe_part, signature
+
+CacheInfo = collections.namedtuple("CacheInfo", "hits misses traces paths compile_seconds")
+
+
+class Path:
+    """One control-flow path of one signature: its program and output structure."""
+
+    __slots__ = ("executable", "out_def", "trace_seconds")
+
+    def __init__(self, executable, out_def, trace_seconds):
+        self.executable = executable
+        self.out_def = out_def
+        self.trace_seconds = trace_seconds
+
+    @property
+    def program(self):
+        return self.executable.program
+
+
+class SignatureEntry:
+    """The trace tree of one signature: its paths, tried most recent success first."""
+
+    __slots__ = ("paths", "fallback", "last_failure")
+
+    def __init__(self):
+        self.paths = []
+        self.fallback = False
+        self.last_failure = None
+
+
+class Lowered:
+    """What f.lower(*args) shows: the IR, the backward IR, the generated source, the guards."""
+
+    def __init__(self, ir, grad_ir, source, guards):
+        self.ir = ir
+        self.grad_ir = grad_ir
+        self.source = source
+        self.guards = guards
+
+    def __repr__(self):
+        return f"Lowered(\n{self.ir}\n)"
+
+
+class CompiledFunction:
+    """A function compiled per input signature and per control-flow path."""
+
+    def __init__(self, fn, static_argnames=(), donate=None, parallel=None, fastmath=False, cache=True,
+                 max_paths=8, max_traces=64, backend="numpy"):
+        if backend != "numpy":
+            raise ValueError(f"tj.compile: unknown backend {backend!r}; available: 'numpy'")
+        functools.update_wrapper(self, fn)
+        self.fn = fn
+        self.static_argnames = tuple([static_argnames] if isinstance(static_argnames, str) else static_argnames)
+        self.max_paths = max_paths
+        self.max_traces = max_traces
+        self.options = {"donate": donate, "parallel": parallel, "fastmath": fastmath, "cache": cache}
+        self._signature = inspect.signature(fn)
+        self._entries = collections.OrderedDict()
+        self._lock = threading.RLock()
+        self._hits = self._misses = self._traces = 0
+        self._compile_seconds = 0.0
+        self._retrace_warned = False
+        self._fallback_warned = False
+        self._last_key = None
+
+    # ------------------------------------------------------------ calling
+    def _split_static(self, args, kwargs):
+        if not self.static_argnames:
+            return args, kwargs, ()
+        bound = self._signature.bind(*args, **kwargs)
+        static = []
+        for name in self.static_argnames:
+            if name in bound.arguments:
+                value = bound.arguments.pop(name)
+                try:
+                    hash(value)
+                except TypeError:
+                    raise TypeError(f"tj.compile: static argument '{name}' of {self.__name__} is an unhashable "
+                                    f"{type(value).__name__}") from None
+                static.append((name, value))
+        return tuple(bound.args), dict(bound.kwargs), tuple(static)
+
+    def _call_args(self, args, kwargs, static):
+        if not static:
+            return args, kwargs
+        bound = self._signature.bind_partial(*args, **kwargs)
+        bound.arguments.update(static)
+        return bound.args, bound.kwargs
+
+    def __call__(self, *args, **kwargs):
+        if CONFIG.eager or any(r.records_all_ops for r in STATE.recorders):
+            # Eager mode, or called while another function is traced: run the
+            # Python, so the outer trace sees (inlines) every op.
+            return self.fn(*args, **kwargs)
+        args, kwargs, static = self._split_static(args, kwargs)
+        try:
+            key, leaves, treedef = signature(args, kwargs, static)
+        except TypeError as exc:
+            raise TypeError(str(exc).replace("argument leaf", f"{self.__name__}: argument")) from None
+        entry = self._entries.get(key)
+        if entry is None:
+            entry = self._new_entry(key)
+        else:
+            self._entries.move_to_end(key)
+        return self._run(entry, key, leaves, treedef, static)
+
+    def _new_entry(self, key):
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                entry = SignatureEntry()
+                self._entries[key] = entry
+                while len(self._entries) > self.max_traces:
+                    self._entries.popitem(last=False)
+        return entry
+
+    def _run(self, entry, key, leaves, treedef, static):
+        if entry.fallback:
+            return self._eager(leaves, treedef, static)
+        inputs, reads = _gather(leaves, entry.paths[0].program if entry.paths else None)
+        for n, path in enumerate(entry.paths):
+            if n:
+                inputs, reads = _gather(leaves, path.program)
+            try:
+                result = self._execute(path, inputs, reads, leaves)
+            except executor.GuardFailed as failure:
+                entry.last_failure = failure
+                continue
+            self._hits += 1
+            if n:  # most recently successful path first
+                entry.paths.insert(0, entry.paths.pop(n))
+            return result
+        return self._trace_and_run(entry, key, leaves, treedef, static)
+
+    def _execute(self, path, inputs, reads, leaves):
+        program = path.program
+        tensors = inputs + reads
+        outputs, writes = path.executable(tensors)
+        for (slot, _), value in zip(program.writes, writes, strict=True):
+            var = leaves[slot.arg] if slot.arg is not None else slot.variable
+            var._tensor = core.wrap(np.asarray(value, var._tensor._value.dtype))
+        outs = [o if isinstance(o, Tensor) else core.wrap(o) for o in outputs]
+        return nest.unflatten(path.out_def, outs)
+
+    # ------------------------------------------------------------ tracing
+    def _trace_and_run(self, entry, key, leaves, treedef, static):
+        with self._lock:
+            if len(entry.paths) >= self.max_paths:
+                entry.fallback = True
+                if not self._fallback_warned:
+                    self._fallback_warned = True
+                    failure = entry.last_failure
+                    where = failure.guard.source if failure is not None else "?"
+                    warnings.warn(f"tj.compile: {self.__name__} took more than max_paths={self.max_paths} "
+                                  f"control-flow paths for one signature (the guard at {where} keeps changing); "
+                                  "running it eagerly from now on for this signature", stacklevel=4)
+                return self._eager(leaves, treedef, static)
+            path = self._trace(key, leaves, treedef, static)
+            entry.paths.insert(0, path)
+            self._misses += 1
+        inputs, reads = _gather(leaves, path.program)
+        return self._execute(path, inputs, reads, leaves)
+
+    def _trace(self, key, leaves, treedef, static):
+        start = time.perf_counter()
+        self._warn_retrace(key)
+        arg_variables = {id(leaf): i for i, leaf in enumerate(leaves) if type(leaf) is Variable}
+        trace = Trace(self.__name__, arg_variables)
+        traced = [_trace_leaf(trace, leaf) for leaf in leaves]
+        args, kwargs = nest.unflatten(treedef, traced)
+        args, kwargs = self._call_args(args, kwargs, static)
+        saved = STATE.recorders
+        STATE.recorders = [trace]
+        try:
+            result = self.fn(*args, **kwargs)
+            flat, out_def = nest.flatten(result)
+            outs = [_output(o, self.__name__) for o in flat]
+            program = trace.program(outs)
+        except Exception as exc:
+            if hasattr(exc, "add_note"):
+                exc.add_note(f"(raised while tj.compile traced {self.__name__}; its last op was at "
+                             f"{trace.body[-1].source if trace.body else '?'})")
+            raise
+        finally:
+            STATE.recorders = saved
+            trace.rollback()
+        program = optimize(program, CONFIG.check_ir)
+        executable = Executable(program)
+        elapsed = time.perf_counter() - start
+        self._traces += 1
+        self._compile_seconds += elapsed
+        self._last_key = key
+        return Path(executable, out_def, elapsed)
+
+    def _warn_retrace(self, key):
+        previous = self._last_key
+        if previous is None or self._retrace_warned or self._traces < 5 or previous == key:
+            return
+        self._retrace_warned = True
+        warnings.warn(f"tj.compile: {self.__name__} has been traced {self._traces + 1} times; this time because "
+                      f"{self._key_difference(previous, key)}. Pass values that change as tensors or Python "
+                      "floats, or name static arguments in static_argnames, to avoid retracing", stacklevel=6)
+
+    def _eager(self, leaves, treedef, static):
+        args, kwargs = nest.unflatten(treedef, leaves)
+        args, kwargs = self._call_args(args, kwargs, static)
+        return self.fn(*args, **kwargs)
+
+    # ------------------------------------------------------- introspection
+    def cache_info(self):
+        paths = sum(len(e.paths) for e in self._entries.values())
+        return CacheInfo(self._hits, self._misses, self._traces, paths, self._compile_seconds)
+
+    def _path_for(self, args, kwargs):
+        """The path these arguments take, tracing it (without running) if new."""
+        args, kwargs, static = self._split_static(args, kwargs)
+        key, leaves, treedef = signature(args, kwargs, static)
+        entry = self._new_entry(key)
+        for path in entry.paths:
+            inputs, reads = _gather(leaves, path.program)
+            try:
+                path.executable.run(*[t._value for t in inputs + reads])
+                return path, inputs + reads
+            except executor.GuardFailed:
+                continue
+        path = self._trace(key, leaves, treedef, static)
+        entry.paths.insert(0, path)
+        inputs, reads = _gather(leaves, path.program)
+        return path, inputs + reads
+
+    def lower(self, *args, **kwargs):
+        """The IR, backward IR, generated source and guards for these arguments."""
+        path, tensors = self._path_for(args, kwargs)
+        program = path.program
+        has_grad = any(v.aval.dtype.kind == "f" for v in list(program.inputs) + [v for _, v in program.reads]) \
+            and any(getattr(a, "aval", None) is not None and a.aval.dtype.kind == "f" for a in program.outputs)
+        grad_ir = ""
+        if has_grad:
+            grad_ir = str(path.executable.derivative([t._value for t in tensors]).backward)
+        return Lowered(str(program), grad_ir, path.executable.run.source,
+                       [g.describe() for g in program.guards])
+
+    def explain(self, *args, **kwargs):
+        """In words: would this call reuse a compiled path, or retrace, and why."""
+        args, kwargs, static = self._split_static(args, kwargs)
+        key, leaves, treedef = signature(args, kwargs, static)
+        entry = self._entries.get(key)
+        if entry is None:
+            if not self._entries:
+                return f"{self.__name__} has not been traced yet: this call would trace it."
+            closest = min(self._entries, key=lambda k: _distance(k, key))
+            return f"{self.__name__} would retrace: {self._key_difference(closest, key)}."
+        if entry.fallback:
+            return f"{self.__name__} runs eagerly for this signature (more than max_paths={self.max_paths} paths)."
+        failures = []
+        for n, path in enumerate(entry.paths):
+            inputs, reads = _gather(leaves, path.program)
+            try:
+                path.executable.run(*[t._value for t in inputs + reads])
+                return (f"{self.__name__} would reuse compiled path {n} of {len(entry.paths)} for this signature "
+                        f"(no retrace).")
+            except executor.GuardFailed as failure:
+                failures.append(f"path {n}: {failure.guard.describe()} saw {_scalar_text(failure.value)}")
+        return (f"{self.__name__} would trace a new control-flow path: no compiled path's guards hold "
+                f"({'; '.join(failures)}).")
+
+    def _key_difference(self, old, new):
+        old_def, old_parts, old_static = old
+        new_def, new_parts, new_static = new
+        names = self._leaf_names(new_def)
+        if old_def != new_def:
+            return f"the arguments' structure changed from {old_def} to {new_def}"
+        for name, a, b in zip(names, old_parts, new_parts, strict=True):
+            if a != b:
+                return f"argument {name} changed from {describe_part(a)} to {describe_part(b)}"
+        for (name, a), (_, b) in zip(old_static, new_static, strict=True):
+            if a != b:
+                return f"static argument '{name}' changed from {a!r} to {b!r}"
+        return "nothing in the signature changed"
+
+    def _leaf_names(self, treedef):
+        params = list(self._signature.parameters)
+        (args_def, kwargs_def) = treedef.children
+        names = []
+        for i, child in enumerate(args_def.children):
+            base = params[i] if i < len(params) else f"#{i}"
+            names += [f"'{base}'" + ("" if child.kind == "leaf" else f"[{j}]") for j in range(child.num_leaves)]
+        for key, child in zip(kwargs_def.meta or (), kwargs_def.children):
+            names += [f"'{key}'" + ("" if child.kind == "leaf" else f"[{j}]") for j in range(child.num_leaves)]
+        return names
+
+    def __get__(self, instance, owner):
+        if instance is None:
+            return self
+        return functools.partial(self, instance)
+
+    def __repr__(self):
+        return f"<tj.compile {self.__name__}>"
+
+
+def _distance(a, b):
+    if a[0] != b[0]:
+        return 10 ** 6
+    return sum(x != y for x, y in zip(a[1], b[1], strict=True))
+
+
+def _scalar_text(value):
+    value = np.asarray(value)
+    return repr(value.item()) if value.size == 1 else f"an array of shape {value.shape}"
+
+
+def _trace_leaf(trace, leaf):
+    cls = type(leaf)
+    if cls is Tensor or cls is np.ndarray or isinstance(leaf, (np.generic, Tensor)):
+        t = core.wrap(np.asarray(leaf._value if isinstance(leaf, Tensor) else leaf))
+        trace.input(t)
+        return t
+    if cls is float:
+        t = core.wrap(np.float64(leaf))
+        trace.input(t)
+        return WeakFloat(t)
+    return leaf
+
+
+def _gather(leaves, program):
+    """The call's program inputs as Tensors: tensor-like and float leaves in order,
+    then the Variables the program reads (read now, so tapes can watch them)."""
+    inputs = []
+    for leaf in leaves:
+        cls = type(leaf)
+        if cls is Tensor:
+            inputs.append(leaf)
+        elif cls is np.ndarray or isinstance(leaf, np.generic):
+            inputs.append(core.wrap(leaf))
+        elif cls is float:
+            inputs.append(core.wrap(np.float64(leaf)))
+        elif isinstance(leaf, Tensor):
+            inputs.append(leaf)
+    reads = []
+    if program is not None:
+        for slot, _ in program.reads:
+            var = leaves[slot.arg] if slot.arg is not None else slot.variable
+            reads.append(var._read())
+    return inputs, reads
+
+
+def _output(value, name):
+    if isinstance(value, (Tensor, Variable)):
+        return core.convert(value)
+    if value is None:
+        raise TypeError(f"tj.compile: {name} returned None inside its result; return tensors, numbers, or "
+                        "nested lists/tuples/dicts of them")
+    return core.convert(value, op="compile")
+
+
+def compile(fn=None, **options):
+    """Compile `fn` per input signature and per control-flow path.
+
+    >>> import tapejit as tj
+    >>> @tj.compile
+    ... def f(x):
+    ...     return tj.reduce_sum(x * x)
+    >>> float(f(tj.constant([1.0, 2.0])))
+    5.0
+    """
+    if fn is None:
+        return lambda f: CompiledFunction(f, **options)
+    return CompiledFunction(fn, **options)
+
+
+def tj_print(*inputs, sep=" "):
+    """Print at run time inside compiled functions (and immediately in eager code)."""
+    recorders = STATE.recorders
+    tensors = [core.convert(x) if isinstance(x, (Tensor, Variable, np.ndarray)) else x for x in inputs]
+    traces = [r for r in recorders if r.records_all_ops]
+    if not traces:
+        print(sep.join(str(np.asarray(t._value)) if isinstance(t, Tensor) else str(t) for t in tensors))
+        return
+    template = sep.join("{}" if isinstance(t, Tensor) else str(t).replace("{", "{{").replace("}", "}}")
+                        for t in tensors)
+    for trace in traces:
+        trace.print([t for t in tensors if isinstance(t, Tensor)], template)
+
+
