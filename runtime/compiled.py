@@ -16,21 +16,24 @@ from tapejit.tracer.core import STATE
 from tapejit.tracer.tensor import Tensor, Variable
 
 from .config import CONFIG
+from .dispatch import build_fast_call, is_input_leaf
 from .executable import Executable
-from .signature import describe_part, signature
+from .signature import describe_part, flat_key, key_parts, signature, unflatten_call
 
 CacheInfo = collections.namedtuple("CacheInfo", "hits misses traces paths compile_seconds")
 
 
 class Path:
-    """One control-flow path of one signature: its program and output structure."""
+    """One control-flow path of one signature: its program, output structure and
+    the generated call used when no tape records."""
 
-    __slots__ = ("executable", "out_def", "trace_seconds")
+    __slots__ = ("executable", "out_def", "trace_seconds", "fast_call")
 
-    def __init__(self, executable, out_def, trace_seconds):
+    def __init__(self, executable, out_def, trace_seconds, input_leaves, name):
         self.executable = executable
         self.out_def = out_def
         self.trace_seconds = trace_seconds
+        self.fast_call = build_fast_call(executable.program, executable.run, input_leaves, out_def, name)
 
     @property
     def program(self):
@@ -108,7 +111,25 @@ class CompiledFunction:
         return bound.args, bound.kwargs
 
     def __call__(self, *args, **kwargs):
-        if CONFIG.eager or any(r.records_all_ops for r in STATE.recorders):
+        # The hot path: flat positional tensors/floats/Variables, no tape, a cached path.
+        if not (kwargs or STATE.recorders or CONFIG.eager or self.static_argnames):
+            key = flat_key(args)
+            if key is not None:
+                entry = self._entries.get(key)
+                if entry is not None and entry.paths:
+                    try:
+                        result = entry.paths[0].fast_call(args)
+                    except executor.GuardFailed as failure:
+                        entry.last_failure = failure
+                    else:
+                        self._hits += 1
+                        self._entries.move_to_end(key)
+                        return result
+        return self._call(args, kwargs)
+
+    def _call(self, args, kwargs):
+        recorders = STATE.recorders
+        if CONFIG.eager or (recorders and any(r.records_all_ops for r in recorders)):
             # Eager mode, or called while another function is traced: run the
             # Python, so the outer trace sees (inlines) every op.
             return self.fn(*args, **kwargs)
@@ -137,12 +158,13 @@ class CompiledFunction:
     def _run(self, entry, key, leaves, treedef, static):
         if entry.fallback:
             return self._eager(leaves, treedef, static)
-        inputs, reads = _gather(leaves, entry.paths[0].program if entry.paths else None)
+        recording = bool(STATE.recorders)
         for n, path in enumerate(entry.paths):
-            if n:
-                inputs, reads = _gather(leaves, path.program)
             try:
-                result = self._execute(path, inputs, reads, leaves)
+                if recording:
+                    result = self._execute(path, *_gather(leaves, path.program), leaves)
+                else:
+                    result = path.fast_call(leaves)
             except executor.GuardFailed as failure:
                 entry.last_failure = failure
                 continue
@@ -160,6 +182,8 @@ class CompiledFunction:
             var = leaves[slot.arg] if slot.arg is not None else slot.variable
             var._tensor = core.wrap(np.asarray(value, var._tensor._value.dtype))
         outs = [o if isinstance(o, Tensor) else core.wrap(o) for o in outputs]
+        if path.out_def is nest.LEAF:
+            return outs[0]
         return nest.unflatten(path.out_def, outs)
 
     # ------------------------------------------------------------ tracing
@@ -175,7 +199,12 @@ class CompiledFunction:
                                   f"control-flow paths for one signature (the guard at {where} keeps changing); "
                                   "running it eagerly from now on for this signature", stacklevel=4)
                 return self._eager(leaves, treedef, static)
-            path = self._trace(key, leaves, treedef, static)
+            try:
+                path = self._trace(key, leaves, treedef, static)
+            except BaseException:
+                if not entry.paths:  # a failed first trace leaves no cache entry behind
+                    self._entries.pop(key, None)
+                raise
             entry.paths.insert(0, path)
             self._misses += 1
         inputs, reads = _gather(leaves, path.program)
@@ -187,7 +216,7 @@ class CompiledFunction:
         arg_variables = {id(leaf): i for i, leaf in enumerate(leaves) if type(leaf) is Variable}
         trace = Trace(self.__name__, arg_variables)
         traced = [_trace_leaf(trace, leaf) for leaf in leaves]
-        args, kwargs = nest.unflatten(treedef, traced)
+        args, kwargs = unflatten_call(treedef, traced)
         args, kwargs = self._call_args(args, kwargs, static)
         saved = STATE.recorders
         STATE.recorders = [trace]
@@ -206,11 +235,13 @@ class CompiledFunction:
             trace.rollback()
         program = optimize(program, CONFIG.check_ir)
         executable = Executable(program)
-        elapsed = time.perf_counter() - start
+        input_leaves = [(i, type(leaf) is float) for i, leaf in enumerate(leaves) if is_input_leaf(leaf)]
+        path = Path(executable, out_def, 0.0, input_leaves, self.__name__)
+        path.trace_seconds = elapsed = time.perf_counter() - start
         self._traces += 1
         self._compile_seconds += elapsed
         self._last_key = key
-        return Path(executable, out_def, elapsed)
+        return path
 
     def _warn_retrace(self, key):
         previous = self._last_key
@@ -222,7 +253,7 @@ class CompiledFunction:
                       "floats, or name static arguments in static_argnames, to avoid retracing", stacklevel=6)
 
     def _eager(self, leaves, treedef, static):
-        args, kwargs = nest.unflatten(treedef, leaves)
+        args, kwargs = unflatten_call(treedef, leaves)
         args, kwargs = self._call_args(args, kwargs, static)
         return self.fn(*args, **kwargs)
 
@@ -285,8 +316,8 @@ class CompiledFunction:
                 f"({'; '.join(failures)}).")
 
     def _key_difference(self, old, new):
-        old_def, old_parts, old_static = old
-        new_def, new_parts, new_static = new
+        old_def, old_parts, old_static = key_parts(old)
+        new_def, new_parts, new_static = key_parts(new)
         names = self._leaf_names(new_def)
         if old_def != new_def:
             return f"the arguments' structure changed from {old_def} to {new_def}"
@@ -300,6 +331,8 @@ class CompiledFunction:
 
     def _leaf_names(self, treedef):
         params = list(self._signature.parameters)
+        if not isinstance(treedef, nest.TreeDef):  # flat positional call: the key holds the arity
+            return [f"'{params[i]}'" if i < len(params) else f"#{i}" for i in range(treedef)]
         (args_def, kwargs_def) = treedef.children
         names = []
         for i, child in enumerate(args_def.children):
@@ -319,6 +352,7 @@ class CompiledFunction:
 
 
 def _distance(a, b):
+    a, b = key_parts(a), key_parts(b)
     if a[0] != b[0]:
         return 10 ** 6
     return sum(x != y for x, y in zip(a[1], b[1], strict=True))

@@ -1,0 +1,52 @@
+"""The hot path of a compiled call with no tape recording: one generated
+function per path that takes the call's leaves, reads Variables, runs the
+program, commits Variable writes and wraps the results, with no loops or
+lookups that could be done once at trace time."""
+import linecache
+
+import numpy as np
+
+from tapejit.tracer import core, nest
+from tapejit.tracer.tensor import Tensor
+
+
+def is_input_leaf(leaf):
+    """Leaves that become program inputs (tensor-likes and dynamic floats), in call order."""
+    cls = type(leaf)
+    return cls is Tensor or cls is float or cls is np.ndarray or isinstance(leaf, (np.generic, Tensor))
+
+
+def build_fast_call(program, run, input_leaves, out_def, name):
+    """call(leaves) -> the function's result, for one path."""
+    globals_ = {"run": run, "Tensor": Tensor, "asarray": np.asarray, "f64": np.float64,
+                "wrap": core.wrap, "unflatten": nest.unflatten, "out_def": out_def}
+    lines = ["def call(leaves):"]
+    args = []
+    for n, (index, is_float) in enumerate(input_leaves):
+        lines.append(f"    l{n} = leaves[{index}]")
+        if is_float:
+            args.append(f"f64(l{n})")
+        else:
+            args.append(f"(l{n}._value if type(l{n}) is Tensor else asarray(l{n}))")
+    for n, (slot, _) in enumerate(program.reads):
+        if slot.arg is not None:
+            args.append(f"leaves[{slot.arg}]._tensor._value")
+        else:
+            globals_[f"V{n}"] = slot.variable
+            args.append(f"V{n}._tensor._value")
+    lines.append(f"    outs, writes = run({', '.join(args)})")
+    for n, (slot, _) in enumerate(program.writes):
+        target = f"leaves[{slot.arg}]" if slot.arg is not None else f"W{n}"
+        if slot.arg is None:
+            globals_[f"W{n}"] = slot.variable
+        lines.append(f"    var = {target}")
+        lines.append(f"    var._tensor = wrap(asarray(writes[{n}], var._tensor._value.dtype))")
+    if out_def is nest.LEAF:
+        lines.append("    return wrap(outs[0])")
+    else:
+        lines.append("    return unflatten(out_def, [wrap(o) for o in outs])")
+    source = "\n".join(lines) + "\n"
+    filename = f"<tapejit call {name} {id(program):x}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    exec(compile(source, filename, "exec"), globals_)
+    return globals_["call"]
