@@ -43,7 +43,8 @@ def constant(value, dtype=None, shape=None, name=None):
         elif array.size == int(np.prod(shape)):
             array = array.reshape(shape)
         else:
-            raise ValueError(f"tj.constant: cannot give a value with {array.size} elements the shape {shape}")
+            # TypeError, as TF's "Eager execution of tf.constant with unsupported shape"
+            raise TypeError(f"tj.constant: cannot give a value with {array.size} elements the shape {shape}")
         tensor = core.wrap(array)
     return tensor
 

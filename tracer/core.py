@@ -85,7 +85,9 @@ class Primitive:
         except (ShapeError, DTypeError) as rule_error:
             return rule_error
         args = ", ".join(f"argument {i} has {describe(x)}" for i, x in enumerate(inputs))
-        return type(exc)(f"tj.{self.public_name}: {exc} ({args})")
+        message = str(exc)
+        prefix = f"tj.{self.public_name}: "
+        return type(exc)(f"{'' if message.startswith(prefix) else prefix}{message} ({args})")
 
 
 REGISTRY = {}

@@ -409,7 +409,8 @@ def unbroadcast(g, shape):
     """Sum a cotangent down to an input's shape: the one place broadcasting is undone."""
     gshape = g._value.shape
     lead = len(gshape) - len(shape)
-    if lead < 0 or any(d > gd for d, gd in zip(shape, gshape[lead:])):
+    # A size-1 input axis broadcast to size 0 is summed below (to zeros), not broadcast.
+    if lead < 0 or any(d > gd != 0 for d, gd in zip(shape, gshape[lead:])):
         return broadcast_to(g, shape)
     axes = tuple(range(lead)) + tuple(i + lead for i, d in enumerate(shape) if d == 1 and gshape[i + lead] != 1)
     if axes:
@@ -445,10 +446,10 @@ class _VariableReads(Recorder):
         self.reads = {}
 
     def record(self, prim, inputs, params, out):
-        """Ops inside a custom_gradient body are not recorded: its grad_fn replaces them."""
+        """Only reads matter here; the tapes record the body's ops themselves."""
 
     def record_custom(self, rule, inputs, outs):
-        """Nested custom gradients inside the body are replaced likewise."""
+        """Only reads matter here."""
 
     def read_variable(self, var, tensor):
         self.reads.setdefault(id(var), (var, tensor))
@@ -494,17 +495,23 @@ def custom_gradient(f=None):
         inputs = tuple(core.convert(a, op="custom_gradient") for a in args)
         collector = _VariableReads()
         saved = STATE.recorders
-        STATE.recorders = [collector] + [r for r in saved if r.records_all_ops]
+        # Tapes record the body's ops (as TF's eager custom_gradient): the outputs'
+        # gradient comes from grad_fn alone, but intermediates the body made and
+        # grad_fn uses stay differentiable for higher orders.
+        STATE.recorders = saved + [collector]
         try:
             result, grad_fn = f(*inputs, **kwargs)
             flat, treedef = nest.flatten(result)
+            STATE.recorders = [r for r in saved if r.records_all_ops]
             # Fresh output tensors (tape identity must not alias an input returned
             # as-is), made by an op that compiler traces see.
             outs = tuple(core.apply(identity_p, (core.convert(o),)) for o in flat)
         finally:
             STATE.recorders = saved
         reads = list(collector.reads.values())
-        if reads and "variables" not in inspect.signature(grad_fn).parameters:
+        params = inspect.signature(grad_fn).parameters
+        if reads and "variables" not in params and not any(
+                p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
             raise TypeError(f"tj.custom_gradient: {f.__name__} reads Variables, so its gradient function "
                             "must accept a `variables` keyword argument")
         variables = [var for var, _ in reads]

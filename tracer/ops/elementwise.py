@@ -161,6 +161,8 @@ def where(condition, x=None, y=None, name=None):
                         "elements, a data-dependent shape) is not supported")
     c = core.convert(condition, op="where")
     x, y = core.convert_group((x, y), "where")
+    if c._value.dtype.kind != "b":  # np.where would take any condition
+        _select_rule(core.aval(c), core.aval(x), core.aval(y))
     return core.apply(select_p, (c, x, y))
 
 
@@ -185,7 +187,10 @@ cast_p = register(Primitive("cast", lambda x, *, dtype: np.asarray(x).astype(dty
 def cast(x, dtype, name=None):
     """Change the dtype (float -> int truncates toward zero, as TensorFlow)."""
     from ..dtypes import numpy_dtype
-    target = numpy_dtype(dtype)
+    try:
+        target = numpy_dtype(dtype)
+    except TypeError as exc:
+        raise DTypeError(f"tj.cast: cannot cast to {dtype!r}: {exc}") from None
     x = core.convert(x, op="cast")
     if x._value.dtype == target:
         return x

@@ -39,6 +39,8 @@ def matmul(a, b, transpose_a=False, transpose_b=False, adjoint_a=False, adjoint_
         a = matrix_transpose(a) if a._value.ndim >= 2 else a
     if transpose_b or adjoint_b:
         b = matrix_transpose(b) if b._value.ndim >= 2 else b
+    if a._value.ndim < 2 or b._value.ndim < 2 or a._value.dtype not in NUMERIC:
+        _matmul_rule(core.aval(a), core.aval(b))  # np.matmul takes vectors and bools; TF does not
     return core.apply(matmul_p, (a, b))
 
 
@@ -117,6 +119,8 @@ def einsum(equation, *inputs, name=None):
     """tf.einsum for any number of operands (no repeated subscripts within one operand)."""
     xs = core.convert_group(list(inputs), "einsum")
     spec = _parse_einsum(equation, [x._value.ndim for x in xs])
+    if xs and xs[0]._value.dtype not in NUMERIC:
+        _einsum_rule(*[core.aval(x) for x in xs], equation=spec)
     return core.apply(einsum_p, tuple(xs), {"equation": spec})
 
 

@@ -50,10 +50,13 @@ def _prod_vjp(ct, x, out, *, axes, keepdims):
     kept = tuple(i for i in range(x.ndim) if i not in axes)
     perm = kept + axes
     moved = transpose(x, perm)
-    flat = reshape(moved, tuple(x.shape[i] for i in kept) + (-1,))
+    count = 1  # the reduced size spelled out: -1 cannot be resolved when x is empty
+    for a in axes:
+        count *= x.shape[a]
+    flat = reshape(moved, tuple(x.shape[i] for i in kept) + (count,))
     others = (cumprod(flat, axis=-1, exclusive=True)
               * cumprod(flat, axis=-1, exclusive=True, reverse=True))
-    others = transpose(reshape(others, moved.shape), tuple(np.argsort(perm)))
+    others = transpose(reshape(others, moved.shape), tuple(perm.index(i) for i in range(len(perm))))
     return _keepdims_ct(ct, x, axes, keepdims) * others
 
 
@@ -64,7 +67,10 @@ def reduction(name, impl, allowed, vjp, out_dtype=None):
     def op(input_tensor, axis=None, keepdims=False, name=None):
         x = core.convert(input_tensor, op=prim.name)
         axes = normalize_axes(prim.name, axis, x._value.ndim)
-        return core.apply(prim, (x,), {"axes": axes, "keepdims": bool(keepdims)})
+        params = {"axes": axes, "keepdims": bool(keepdims)}
+        if allowed is not None and x._value.dtype not in allowed:
+            prim.shape_rule(core.aval(x), **params)  # NumPy would reduce bools; the rule names the op
+        return core.apply(prim, (x,), params)
 
     op.__name__ = name
     PUBLIC[name] = op
@@ -104,7 +110,10 @@ def _arg_reduction(name, impl):
         from ..dtypes import numpy_dtype
         x = core.convert(input, op=prim.name)
         (axis_,) = normalize_axes(prim.name, 0 if axis is None else axis, x._value.ndim)
-        return core.apply(prim, (x,), {"axis": axis_, "output_type": numpy_dtype(output_type)})
+        params = {"axis": axis_, "output_type": numpy_dtype(output_type)}
+        if x._value.dtype not in NUMERIC:
+            prim.shape_rule(core.aval(x), **params)
+        return core.apply(prim, (x,), params)
 
     op.__name__ = name
     PUBLIC[name] = op
@@ -155,7 +164,10 @@ def _scan(name, accumulate, identity, vjp):
     def op(x, axis=0, exclusive=False, reverse=False, name=None):
         x = core.convert(x, op=prim.name)
         (axis_,) = normalize_axes(prim.name, axis, x._value.ndim)
-        return core.apply(prim, (x,), {"axis": axis_, "exclusive": bool(exclusive), "reverse": bool(reverse)})
+        params = {"axis": axis_, "exclusive": bool(exclusive), "reverse": bool(reverse)}
+        if x._value.dtype not in NUMERIC:
+            prim.shape_rule(core.aval(x), **params)
+        return core.apply(prim, (x,), params)
 
     op.__name__ = name
     PUBLIC[name] = op

@@ -3,7 +3,7 @@ import numpy as np
 
 from .. import core
 from ..core import Primitive, ShapedArray, register
-from ..errors import DTypeError, ShapeError
+from ..errors import DTypeError, ShapeError, describe
 from .elementwise import PUBLIC
 from .rules import broadcast_shapes, normalize_axes
 
@@ -99,7 +99,7 @@ def _transpose_rule(x, *, perm):
 
 transpose_p = register(Primitive(
     "transpose", lambda x, *, perm: np.transpose(x, perm), _transpose_rule,
-    (lambda ct, x, out, *, perm: transpose(ct, tuple(int(i) for i in np.argsort(perm))),)))
+    (lambda ct, x, out, *, perm: transpose(ct, tuple(perm.index(i) for i in range(len(perm)))),)))
 
 
 @_public
@@ -197,6 +197,9 @@ def stack(values, axis=0, name=None):
         if x._value.shape != xs[0]._value.shape:
             raise ShapeError(f"tj.stack: values[{i}] has shape {x.shape} but values[0] has shape "
                              f"{xs[0].shape}; stacked tensors must have equal shapes")
+        if x._value.dtype != xs[0]._value.dtype:
+            raise DTypeError(f"tj.stack: values[{i}] has {describe(x)} but values[0] has {describe(xs[0])}; "
+                             "cast one with tj.cast")
     parts = [expand_dims(x, axis) for x in xs]
     return parts[0] if len(parts) == 1 else core.apply(concat_p, tuple(parts), {"axis": axis})
 
@@ -253,6 +256,8 @@ tile_p = register(Primitive("tile", lambda x, *, multiples: np.tile(x, multiples
 def tile(input, multiples, name=None):
     x = core.convert(input, op="tile")
     multiples = tuple(int(m) for m in (multiples.numpy() if isinstance(multiples, core.Tensor) else multiples))
+    if len(multiples) != x._value.ndim:  # np.tile would pad multiples with ones
+        _tile_rule(core.aval(x), multiples=multiples)
     return core.apply(tile_p, (x,), {"multiples": multiples})
 
 
@@ -284,7 +289,12 @@ def pad(tensor, paddings, mode="CONSTANT", constant_values=0, name=None):
         raise ShapeError(f"tj.pad: paddings must have shape ({x._value.ndim}, 2) for a tensor of shape "
                          f"{x.shape}; got shape {paddings.shape}")
     pairs = tuple((int(lo), int(hi)) for lo, hi in paddings)
-    constant = core.convert_like(constant_values, x._value.dtype, "pad")._value
+    if not pairs:  # a 0-d tensor: nothing to pad (np.pad rejects empty paddings)
+        return x
+    if type(constant_values) is int and constant_values == 0:
+        constant = np.zeros((), x._value.dtype)  # the default pads bool tensors with False, as TF
+    else:
+        constant = core.convert_like(constant_values, x._value.dtype, "pad")._value
     return core.apply(pad_p, (x,), {"paddings": pairs, "constant": constant[()]})
 
 
