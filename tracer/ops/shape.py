@@ -116,6 +116,8 @@ def matrix_transpose(x):
     """Swap the last two axes."""
     x = core.convert(x, op="matrix_transpose")
     ndim = x._value.ndim
+    if ndim < 2:
+        raise ShapeError(f"tj.matrix_transpose: x has {describe(x)}; it needs rank >= 2")
     return transpose(x, tuple(range(ndim - 2)) + (ndim - 1, ndim - 2))
 
 
