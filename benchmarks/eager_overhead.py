@@ -52,6 +52,8 @@ def tj_forward_backward(x, a, b):
 
 
 def median_us_per_op(fn, repeats, inner=20):
+    for _ in range(inner * 5):  # warm up: first calls run slower (allocator, caches, clocks)
+        fn()
     samples = []
     for _ in range(repeats):
         start = time.perf_counter()

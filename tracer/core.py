@@ -308,37 +308,37 @@ def unary_op(prim, allowed):
     return op
 
 
+def _coerce_pair(x, y, op):
+    """Python scalars and arrays meeting a Tensor take or keep their dtype."""
+    if type(x) is Tensor:
+        return x, convert_like(y, x._value.dtype, op)
+    if type(y) is Tensor:
+        return convert_like(x, y._value.dtype, op), y
+    return convert_group((x, y), op)
+
+
 def binary_op(prim, allowed):
-    """The public function of a two-input elementwise primitive (hot path)."""
+    """The public function of a two-input elementwise primitive (hot path:
+    every line here runs for every `a * b`, so checks are merged)."""
     impl = prim.impl
     name_ = prim.public_name
 
     def op(x, y, name=None):
-        # Python scalars and arrays meeting a Tensor take or keep their dtype here,
-        # without the general convert_group.
-        if type(x) is Tensor:
-            xv = x._value
-            if type(y) is not Tensor:
-                y = convert_like(y, xv.dtype, name_)
-            yv = y._value
-        elif type(y) is Tensor:
-            yv = y._value
-            x = convert_like(x, yv.dtype, name_)
-            xv = x._value
-        else:
-            x, y = convert_group((x, y), name_)
-            xv = x._value
-            yv = y._value
-        if xv.dtype is not yv.dtype and xv.dtype != yv.dtype:
-            same_dtype(name_, (x, y), ("x", "y"))
-        if xv.dtype not in allowed:
-            raise prim.failure((x, y), EMPTY, TypeError(xv.dtype))
+        if type(x) is not Tensor or type(y) is not Tensor:
+            x, y = _coerce_pair(x, y, name_)
+        xv = x._value
+        yv = y._value
+        dtype = xv.dtype
+        if dtype is not yv.dtype or dtype not in allowed:
+            if dtype != yv.dtype:
+                same_dtype(name_, (x, y), ("x", "y"))
+            if dtype not in allowed:
+                raise prim.failure((x, y), EMPTY, TypeError(dtype))
+        out = _new(Tensor)
         try:
-            value = impl(xv, yv)
+            out._value = impl(xv, yv)
         except (ValueError, TypeError) as exc:
             raise prim.failure((x, y), EMPTY, exc) from None
-        out = _new(Tensor)
-        out._value = value
         recorders = STATE.recorders
         if recorders:
             inputs = (x, y)
