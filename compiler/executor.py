@@ -2,8 +2,10 @@
 calls each primitive's eager kernel in order (backend="numpy", the reference
 for differential tests). Its source is readable and registered in linecache,
 so tracebacks point at the IR equation that failed."""
+import contextlib
 import hashlib
 import linecache
+import threading
 
 import numpy as np
 
@@ -19,8 +21,24 @@ class GuardFailed(Exception):
         self.value = value
 
 
+_STATE = threading.local()
+
+
 def _print_values(template, *values):
+    if getattr(_STATE, "quiet", False):
+        return
     print(template.format(*[np.asarray(v) for v in values]))
+
+
+@contextlib.contextmanager
+def quiet():
+    """Run programs without their tj.print output (introspection checks guards by running them)."""
+    saved = getattr(_STATE, "quiet", False)
+    _STATE.quiet = True
+    try:
+        yield
+    finally:
+        _STATE.quiet = saved
 
 
 def generate_source(program, fn_name="run"):

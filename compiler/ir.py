@@ -51,7 +51,7 @@ class Literal:
             return repr(value.item())
         if value.size <= 6:
             return np.array2string(value, separator=",").replace("\n", "")
-        return f"const{type_text(self.aval)}"
+        return f"const<{type_text(self.aval)}>"
 
     def key(self):
         value = np.asarray(self.value)
@@ -85,6 +85,11 @@ class Guard:
         self.source = source
 
     def holds(self, value):
+        if self.kind == "value":  # t.numpy() / np.asarray(t): the whole array, bit for bit
+            value = np.asarray(value)
+            expect = self.expect
+            return value.shape == expect.shape and value.dtype == expect.dtype and \
+                value.tobytes() == expect.tobytes()
         value = np.asarray(value).reshape(()).item()
         if self.kind == "bool":
             return bool(value) == self.expect
@@ -108,34 +113,49 @@ class Print:
 
 
 class VariableSlot:
-    """Where a program's Variable comes from: positional leaf `arg` of the call,
-    or a Variable captured from a closure or global (held by reference)."""
+    """Where a program read comes from: the Variable at positional leaf `arg` of
+    the call, a Variable captured from a closure or global (held by reference), or
+    a captured NumPy array (`array`, its contents read at each call)."""
 
-    __slots__ = ("arg", "variable", "name")
+    __slots__ = ("arg", "variable", "name", "array")
 
-    def __init__(self, arg=None, variable=None, name=""):
+    def __init__(self, arg=None, variable=None, name="", array=None):
         self.arg = arg
         self.variable = variable
         self.name = name
+        self.array = array
 
     def text(self):
+        if self.array is not None:
+            return f"array '{self.name}'"
         return f"arg{self.arg}" if self.arg is not None else f"'{self.name}'"
+
+    def value(self, leaves):
+        """The array this read gives for a call with these leaves."""
+        if self.array is not None:
+            return np.array(self.array)  # a copy: the program must not alias the caller's array
+        var = leaves[self.arg] if self.arg is not None else self.variable
+        return var._tensor._value
 
 
 class Program:
     """inputs: Vars of the tensor-like arguments (flattened); reads: (slot, Var)
     for Variables; body: Eqn, Guard and Print in program order; writes: (slot, Var)
-    committed after the body succeeds; outputs: Vars or Literals."""
+    committed after the body succeeds; outputs: Vars or Literals; rereads: see below."""
 
-    __slots__ = ("name", "inputs", "reads", "body", "writes", "outputs")
+    __slots__ = ("name", "inputs", "reads", "body", "writes", "outputs", "rereads")
 
-    def __init__(self, name, inputs, reads, body, writes, outputs):
+    def __init__(self, name, inputs, reads, body, writes, outputs, rereads=()):
         self.name = name
         self.inputs = list(inputs)
         self.reads = list(reads)
         self.body = list(body)
         self.writes = list(writes)
         self.outputs = list(outputs)
+        # (value, read): `value` is what reading a Variable gives after the program
+        # assigned it (a stop_gradient of the assigned value: assignments are not
+        # differentiable); its gradient is the Variable's, so it adds to `read`'s.
+        self.rereads = list(rereads)
 
     def replace(self, **changes):
         fields = {k: getattr(self, k) for k in self.__slots__}
@@ -186,7 +206,7 @@ def pretty(program):
     lines = [f"ir {program.name}({params}) {{"]
     body = []
     for slot, var in program.reads:
-        body.append((f"{define(var)} = read_variable {slot.text()}", ""))
+        body.append((f"{define(var)} = {'read_array' if slot.array is not None else 'read_variable'} {slot.text()}", ""))
     for item in program.body:
         kind = type(item)
         if kind is Eqn:

@@ -43,8 +43,11 @@ class Trace(Recorder):
 
     records_all_ops = True
 
-    def __init__(self, name, arg_variables=None, variable_values=None):
+    def __init__(self, name, arg_variables=None, captured_arrays=None):
         self.name = name
+        # When set (by grad.derive), the file:line recorded instead of the caller's: the
+        # forward equation being replayed or differentiated.
+        self.source = None
         self.env = {}
         self.keep = []
         self.inputs = []
@@ -54,8 +57,10 @@ class Trace(Recorder):
         self.writes = {}             # id(Variable) -> (slot, atom), in first-write order
         self.originals = {}          # id(Variable) -> (Variable, Tensor before the trace)
         self.arg_variables = arg_variables or {}   # id(Variable) -> leaf index in the call
-        self.variable_values = variable_values    # id(Variable) -> Tensor to read (replays)
+        self.captured_arrays = captured_arrays or {}  # id(array) -> (array, name): read per call
+        self.array_tensors = {}                      # id(array) -> its input tensor
         self.candidates = {}         # id(tensor) -> Var that becomes an input only if used
+        self.rereads = []            # (Var after an assignment, the Variable's read Var)
 
     # ---------------------------------------------------------- atoms
     def input(self, tensor):
@@ -91,7 +96,7 @@ class Trace(Recorder):
         else:
             return  # every input is a constant: the result is one too
         var = Var(aval(out))
-        self.body.append(Eqn(prim, [self.atom(x) for x in inputs], params, var, user_source()))
+        self.body.append(Eqn(prim, [self.atom(x) for x in inputs], params, var, self.source or user_source()))
         env[id(out)] = var
         self.keep.append(out)
 
@@ -103,13 +108,13 @@ class Trace(Recorder):
         if var is None:
             return
         value = np.asarray(tensor._value)
-        if kind == "array":
+        if kind in ("array", "value"):  # "value": a guard replayed by grad.derive
             expect = value.copy()
             kind = "value"
         else:
             expect = {"bool": bool, "int": int, "float": float}[kind](value.reshape(()).item())
         index = sum(1 for item in self.body if type(item) is Guard)
-        self.body.append(Guard(index, var, kind, expect, user_source()))
+        self.body.append(Guard(index, var, kind, expect, self.source or user_source()))
 
     def print(self, tensors, template):
         self.body.append(Print([self.atom(t) for t in tensors], template, user_source()))
@@ -132,13 +137,38 @@ class Trace(Recorder):
         self.keep.append(tensor)
         self.reads.append((self.slot(var), v))
 
+    def capture_array(self, array):
+        tensor = self.array_tensors.get(id(array))
+        if tensor is None and id(array) in self.captured_arrays:
+            _, name = self.captured_arrays[id(array)]
+            tensor = core.wrap(np.array(array))
+            v = Var(aval(tensor))
+            self.env[id(tensor)] = v
+            self.keep.append(tensor)
+            self.reads.append((VariableSlot(array=array, name=name), v))
+            self.array_tensors[id(array)] = tensor
+        return tensor
+
     def write_variable(self, var, value, stored):
         self.originals.setdefault(id(var), (var, var._tensor))
+        slot = self.slot(var)
+        read = next((v for s, v in self.reads if s is slot), None)
+        if read is None:  # the Variable's gradient needs a read to attribute to
+            self.read_variable(var, var._tensor)
+            read = next((v for s, v in self.reads if s is slot), None)
         atom = self.atom(value)
         if type(atom) is Var:
-            self.env[id(stored)] = atom
+            # Later reads see the assigned value, but as TensorFlow's fresh reads:
+            # no gradient flows back through the assignment (stop_gradient), and
+            # their gradient is the Variable's (a reread of `read`).
+            barrier = Var(atom.aval)
+            self.body.append(Eqn(core.REGISTRY["stop_gradient"], [atom], {}, barrier,
+                                 self.source or user_source()))
+            self.env[id(stored)] = barrier
             self.keep.append(stored)
-        self.writes[id(var)] = (self.slot(var), atom)
+            if read is not None:
+                self.rereads.append((barrier, read))
+        self.writes[id(var)] = (slot, atom)
 
     def rollback(self):
         """Undo every Variable assignment made while tracing."""
@@ -152,7 +182,8 @@ class Trace(Recorder):
         if self.candidates:
             used = _used_vars(self.body, outs, list(self.writes.values()))
             inputs += [v for k, v in self.candidates.items() if k in used]
-        return Program(self.name, inputs, self.reads, self.body, list(self.writes.values()), outs)
+        return Program(self.name, inputs, self.reads, self.body, list(self.writes.values()), outs,
+                       self.rereads)
 
 
 def _used_vars(body, outputs, writes):
@@ -165,22 +196,23 @@ def _used_vars(body, outputs, writes):
     return used
 
 
-class WeakFloat(float):
+class WeakFloat:
     """A Python float argument while tracing: a dynamic float64 scalar input that
-    takes the dtype of the tensors it meets. Arithmetic on it stays traced and
-    any use as a plain Python number records a guard, so no value is baked in."""
+    takes the dtype of the tensors it meets. Arithmetic on it stays traced, and any
+    use as a plain Python number (float(), math.exp, bool, hash, comparisons)
+    records a guard, so no value is baked in silently. Not a float subclass: C
+    code reads a float subclass's value directly, without asking it."""
 
     __slots__ = ("tensor",)
 
-    def __new__(cls, tensor):
-        self = super().__new__(cls, float(tensor._value))
+    def __init__(self, tensor):
         self.tensor = tensor
-        return self
 
-    def _operand(self, other):
-        if isinstance(other, WeakFloat):
+    @staticmethod
+    def _operand(other):
+        if type(other) is WeakFloat:
             return other.tensor
-        if type(other) in (float, int, bool):
+        if type(other) in (float, int, bool) or isinstance(other, (np.floating, np.integer)):
             return core.wrap(np.float64(other))
         return None
 
@@ -211,7 +243,6 @@ class WeakFloat(float):
     __lt__, __le__ = _compare("less"), _compare("less_equal")
     __gt__, __ge__ = _compare("greater"), _compare("greater_equal")
     __eq__, __ne__ = _compare("equal"), _compare("not_equal")
-    __hash__ = float.__hash__
     del _arith, _compare
 
     def __neg__(self):
@@ -232,8 +263,14 @@ class WeakFloat(float):
     def __int__(self):
         return int(self.tensor)
 
+    def __hash__(self):
+        return hash(float(self))
+
     def __round__(self, ndigits=None):
         return round(float(self), ndigits)
+
+    def __format__(self, spec):
+        return format(float(self.tensor._value), spec)  # printing happens at trace time only
 
     def __repr__(self):
         return repr(float(self.tensor._value))

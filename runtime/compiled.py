@@ -2,6 +2,9 @@
 import collections
 import functools
 import inspect
+import os
+import re
+import sys
 import threading
 import time
 import warnings
@@ -10,13 +13,14 @@ import numpy as np
 
 from tapejit.compiler import executor
 from tapejit.compiler.pipeline import optimize
-from tapejit.compiler.trace import Trace, WeakFloat
+from tapejit.compiler.trace import _PACKAGE_DIRS, Trace, WeakFloat
 from tapejit.tracer import core, nest
 from tapejit.tracer.core import STATE
 from tapejit.tracer.tensor import Tensor, Variable
 
 from .config import CONFIG
 from .dispatch import build_fast_call, is_input_leaf
+from .environment import captured_arrays, captured_refs, environment_token
 from .executable import Executable
 from .signature import describe_part, flat_key, key_parts, signature, unflatten_call
 
@@ -85,6 +89,8 @@ class CompiledFunction:
         self._retrace_warned = False
         self._fallback_warned = False
         self._last_key = None
+        self._environment = []  # captured globals and closure cells, found when tracing
+        self._environment_token = ()
 
     # ------------------------------------------------------------ calling
     def _split_static(self, args, kwargs):
@@ -111,6 +117,8 @@ class CompiledFunction:
         return bound.args, bound.kwargs
 
     def __call__(self, *args, **kwargs):
+        if self._environment and environment_token(self._environment) != self._environment_token:
+            self._drop_programs()
         # The hot path: flat positional tensors/floats/Variables, no tape, a cached path.
         if not (kwargs or STATE.recorders or CONFIG.eager or self.static_argnames):
             key = flat_key(args)
@@ -127,6 +135,13 @@ class CompiledFunction:
                         return result
         return self._call(args, kwargs)
 
+    def _drop_programs(self):
+        """A captured global or closure value was rebound: every program may have
+        baked the old one in, so all are traced again."""
+        with self._lock:
+            self._entries.clear()
+            self._environment_token = environment_token(self._environment)
+
     def _call(self, args, kwargs):
         recorders = STATE.recorders
         if CONFIG.eager or (recorders and any(r.records_all_ops for r in recorders)):
@@ -137,7 +152,7 @@ class CompiledFunction:
         try:
             key, leaves, treedef = signature(args, kwargs, static)
         except TypeError as exc:
-            raise TypeError(str(exc).replace("argument leaf", f"{self.__name__}: argument")) from None
+            raise TypeError(self._name_leaf(str(exc), args, kwargs)) from None
         entry = self._entries.get(key)
         if entry is None:
             entry = self._new_entry(key)
@@ -197,7 +212,8 @@ class CompiledFunction:
                     where = failure.guard.source if failure is not None else "?"
                     warnings.warn(f"tj.compile: {self.__name__} took more than max_paths={self.max_paths} "
                                   f"control-flow paths for one signature (the guard at {where} keeps changing); "
-                                  "running it eagerly from now on for this signature", stacklevel=4)
+                                  "running it eagerly from now on for this signature",
+                                  stacklevel=_user_stacklevel())
                 return self._eager(leaves, treedef, static)
             try:
                 path = self._trace(key, leaves, treedef, static)
@@ -214,7 +230,9 @@ class CompiledFunction:
         start = time.perf_counter()
         self._warn_retrace(key)
         arg_variables = {id(leaf): i for i, leaf in enumerate(leaves) if type(leaf) is Variable}
-        trace = Trace(self.__name__, arg_variables)
+        self._environment = captured_refs(self.fn)
+        self._environment_token = environment_token(self._environment)
+        trace = Trace(self.__name__, arg_variables, captured_arrays(self._environment))
         traced = [_trace_leaf(trace, leaf) for leaf in leaves]
         args, kwargs = unflatten_call(treedef, traced)
         args, kwargs = self._call_args(args, kwargs, static)
@@ -227,8 +245,8 @@ class CompiledFunction:
             program = trace.program(outs)
         except Exception as exc:
             if hasattr(exc, "add_note"):
-                exc.add_note(f"(raised while tj.compile traced {self.__name__}; its last op was at "
-                             f"{trace.body[-1].source if trace.body else '?'})")
+                exc.add_note(f"(raised while tj.compile traced {self.__name__}, at "
+                             f"{_user_line(exc.__traceback__) or '?'})")
             raise
         finally:
             STATE.recorders = saved
@@ -250,7 +268,8 @@ class CompiledFunction:
         self._retrace_warned = True
         warnings.warn(f"tj.compile: {self.__name__} has been traced {self._traces + 1} times; this time because "
                       f"{self._key_difference(previous, key)}. Pass values that change as tensors or Python "
-                      "floats, or name static arguments in static_argnames, to avoid retracing", stacklevel=6)
+                      "floats, or name static arguments in static_argnames, to avoid retracing",
+                      stacklevel=_user_stacklevel())
 
     def _eager(self, leaves, treedef, static):
         args, kwargs = unflatten_call(treedef, leaves)
@@ -270,7 +289,8 @@ class CompiledFunction:
         for path in entry.paths:
             inputs, reads = _gather(leaves, path.program)
             try:
-                path.executable.run(*[t._value for t in inputs + reads])
+                with executor.quiet():
+                    path.executable.run(*[t._value for t in inputs + reads])
                 return path, inputs + reads
             except executor.GuardFailed:
                 continue
@@ -307,7 +327,8 @@ class CompiledFunction:
         for n, path in enumerate(entry.paths):
             inputs, reads = _gather(leaves, path.program)
             try:
-                path.executable.run(*[t._value for t in inputs + reads])
+                with executor.quiet():
+                    path.executable.run(*[t._value for t in inputs + reads])
                 return (f"{self.__name__} would reuse compiled path {n} of {len(entry.paths)} for this signature "
                         f"(no retrace).")
             except executor.GuardFailed as failure:
@@ -329,6 +350,15 @@ class CompiledFunction:
                 return f"static argument '{name}' changed from {a!r} to {b!r}"
         return "nothing in the signature changed"
 
+    def _name_leaf(self, message, args, kwargs):
+        """A signature error's 'argument leaf N', named after the function's parameter."""
+        match = re.search(r"argument leaf (\d+)", message)
+        if match is None:
+            return message
+        names = self._leaf_names(nest.flatten((args, kwargs))[1])
+        i = int(match.group(1))
+        return message.replace(match.group(0), f"{self.__name__}: argument {names[i] if i < len(names) else i}")
+
     def _leaf_names(self, treedef):
         params = list(self._signature.parameters)
         if not isinstance(treedef, nest.TreeDef):  # flat positional call: the key holds the arity
@@ -349,6 +379,36 @@ class CompiledFunction:
 
     def __repr__(self):
         return f"<tj.compile {self.__name__}>"
+
+
+def _is_user_frame(filename):
+    return not filename.startswith(_PACKAGE_DIRS) and not filename.startswith(("<frozen", "<tapejit"))
+
+
+def _user_stacklevel():
+    """The warnings.warn stacklevel of the first frame outside tapejit (the user's call),
+    counted from the function that calls warn."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and not _is_user_frame(frame.f_code.co_filename):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def _user_line(tb):
+    """file:line of the user's call into tapejit that raised (the innermost user frame
+    that called tapejit), else of the innermost user frame, in a traceback."""
+    frames = []
+    while tb is not None:
+        frames.append((_is_user_frame(tb.tb_frame.f_code.co_filename), tb))
+        tb = tb.tb_next
+    inner_first = frames[::-1]
+    pick = next((tb for (user, tb), (callee_user, _) in zip(inner_first[1:], inner_first) if user and not callee_user),
+                None)
+    if pick is None:
+        pick = next((tb for user, tb in reversed(frames) if user), None)
+    if pick is None:
+        return None
+    return f"{os.path.basename(pick.tb_frame.f_code.co_filename)}:{pick.tb_lineno}"
 
 
 def _distance(a, b):
@@ -385,7 +445,7 @@ def _gather(leaves, program):
         if cls is Tensor:
             inputs.append(leaf)
         elif cls is np.ndarray or isinstance(leaf, np.generic):
-            inputs.append(core.wrap(leaf))
+            inputs.append(core.wrap(np.array(leaf)))  # a copy: results must not alias the caller's array
         elif cls is float:
             inputs.append(core.wrap(np.float64(leaf)))
         elif isinstance(leaf, Tensor):
@@ -393,8 +453,11 @@ def _gather(leaves, program):
     reads = []
     if program is not None:
         for slot, _ in program.reads:
-            var = leaves[slot.arg] if slot.arg is not None else slot.variable
-            reads.append(var._read())
+            if slot.array is not None:
+                reads.append(core.wrap(slot.value(leaves)))
+            else:
+                var = leaves[slot.arg] if slot.arg is not None else slot.variable
+                reads.append(var._read())
     return inputs, reads
 
 

@@ -18,7 +18,7 @@ def is_input_leaf(leaf):
 
 def build_fast_call(program, run, input_leaves, out_def, name):
     """call(leaves) -> the function's result, for one path."""
-    globals_ = {"run": run, "Tensor": Tensor, "asarray": np.asarray, "f64": np.float64,
+    globals_ = {"run": run, "Tensor": Tensor, "asarray": np.asarray, "copy": np.array, "f64": np.float64,
                 "wrap": core.wrap, "unflatten": nest.unflatten, "out_def": out_def}
     lines = ["def call(leaves):"]
     args = []
@@ -27,9 +27,13 @@ def build_fast_call(program, run, input_leaves, out_def, name):
         if is_float:
             args.append(f"f64(l{n})")
         else:
-            args.append(f"(l{n}._value if type(l{n}) is Tensor else asarray(l{n}))")
+            # A caller's NumPy array is copied (as eager conversion does): results must not alias it.
+            args.append(f"(l{n}._value if type(l{n}) is Tensor else copy(l{n}))")
     for n, (slot, _) in enumerate(program.reads):
-        if slot.arg is not None:
+        if slot.array is not None:  # a captured array: its contents now, copied
+            globals_[f"A{n}"] = slot.array
+            args.append(f"copy(A{n})")
+        elif slot.arg is not None:
             args.append(f"leaves[{slot.arg}]._tensor._value")
         else:
             globals_[f"V{n}"] = slot.variable

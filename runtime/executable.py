@@ -77,7 +77,7 @@ class ProgramVJP:
     def backward(self, cts, inputs, outs):
         ex = self.executable
         d = ex._derivative
-        dys = [cts.get(id(o)) for o in outs]
+        dys_given = dys = [cts.get(id(o)) for o in outs]
         if all(dy is None for dy in dys):
             return [None] * len(inputs)
         dys = [core.wrap(np.zeros(o._value.shape, o._value.dtype)) if dy is None else dy
@@ -89,7 +89,12 @@ class ProgramVJP:
             grads, _ = ex.joint()(list(inputs) + dys)
         else:
             grads, _ = ex._backward(*[dy._value for dy in dys], *self.residuals)
+        connected = set()
+        for dy, reach in zip(dys_given, d.connections, strict=True):
+            if dy is not None:
+                connected |= reach
         result = [None] * len(inputs)
         for k, g in zip(d.wrt, grads, strict=True):
-            result[k] = g if isinstance(g, core.Tensor) else core.wrap(g)
+            if k in connected:  # unconnected inputs get None, as on the eager tape
+                result[k] = g if isinstance(g, core.Tensor) else core.wrap(g)
         return result

@@ -54,6 +54,9 @@ def flat_key(args):
             v = leaf._value
             parts.append(v.shape)
             parts.append(v.dtype)
+        elif cls is np.ndarray:  # keyed as a Tensor of its shape and dtype (same program)
+            parts.append(leaf.shape)
+            parts.append(leaf.dtype)
         elif cls is float:
             parts.append(FLOAT)
         elif cls is Variable:

@@ -28,7 +28,9 @@ def _shape(op, shape):
 @_public
 def constant(value, dtype=None, shape=None, name=None):
     """A tensor holding a copy of `value` (Python floats -> float32, ints -> int32)."""
-    if isinstance(value, (core.Tensor, core.Variable)):
+    if type(value) in core.WEAK_SCALARS:  # a traced Python float: stays traced
+        tensor = core.convert(value, dtype)
+    elif isinstance(value, (core.Tensor, core.Variable)):
         tensor = core.convert(value)
         if dtype is not None:
             from .ops.elementwise import cast
@@ -72,8 +74,13 @@ def ones(shape, dtype=dt.float32, name=None):
 
 @_public
 def fill(dims, value, name=None):
+    """A tensor of shape `dims` filled with `value` (a broadcast, so compiled code
+    reads a traced value at run time)."""
+    from .ops.shape import broadcast_to, reshape
     v = core.convert(value, op="fill")
-    return core.wrap(np.full(_shape("fill", dims), v._value, v._value.dtype))
+    if v._value.ndim != 0:
+        v = reshape(v, ())
+    return broadcast_to(v, _shape("fill", dims)) if _shape("fill", dims) != () else v
 
 
 @_public

@@ -226,7 +226,20 @@ def convert(value, dtype=None, op="convert_to_tensor"):
         return value._read(dtype, op)
     if cls in WEAK_SCALARS:
         return WEAK_SCALARS[cls](value, dt.numpy_dtype(float if dtype is None else dtype))
+    if cls is np.ndarray and dtype is None and STATE.recorders:
+        captured = _captured(value)
+        if captured is not None:
+            return captured
     return wrap(to_array(value, None if dtype is None else dt.numpy_dtype(dtype)))
+
+
+def _captured(array):
+    """A recorder's tensor for an array the traced function captured (read per call)."""
+    for recorder in STATE.recorders:
+        tensor = recorder.capture_array(array)
+        if tensor is not None:
+            return tensor
+    return None
 
 
 # Weakly typed scalars a compiler trace passes in place of Python floats:
@@ -246,6 +259,10 @@ def convert_like(value, np_dtype, op):
     if cls in WEAK_SCALARS:
         return WEAK_SCALARS[cls](value, np_dtype)
     if isinstance(value, (np.ndarray, np.generic)):
+        if cls is np.ndarray and STATE.recorders:
+            captured = _captured(value)
+            if captured is not None:
+                return captured
         return wrap(to_array(value))
     return wrap(to_array(value, np_dtype))
 

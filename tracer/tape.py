@@ -55,6 +55,10 @@ class Recorder:
         """Whether an op on `tensor` would be recorded here."""
         return False
 
+    def capture_array(self, array):
+        """A tensor standing for a NumPy array the traced function captured, or None."""
+        return None
+
 
 class GradientTape(Recorder):
     """Records operations for automatic differentiation (tf.GradientTape).

@@ -14,5 +14,7 @@ def dce(program):
         kept.append(item)
         live.update(id(a) for a in uses(item) if type(a) is Var)
     kept.reverse()
+    rereads = [(value, read) for value, read in program.rereads if id(value) in live]
+    live.update(id(read) for _, read in rereads)
     reads = [(slot, v) for slot, v in program.reads if id(v) in live]
-    return program.replace(body=kept, reads=reads)
+    return program.replace(body=kept, reads=reads, rereads=rereads)

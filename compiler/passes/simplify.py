@@ -2,9 +2,9 @@
 
 Only identities exact for every input, NaN, inf and -0.0 included:
 x*1, 1*x, x/1, x-0, x**1, -(-x), and no-op shape ops (reshape or broadcast_to
-to the same shape, the identity transpose, cast to the same dtype, identity,
-stop_gradient once gradients are derived). Never x+0 (-0.0 + 0 is +0.0),
-x*0 (NaN, inf) or reassociation.
+to the same shape, the identity transpose, cast to the same dtype, identity).
+Never x+0 (-0.0 + 0 is +0.0), x*0 (NaN, inf) or reassociation. stop_gradient
+stays: programs are simplified before their backward programs are derived.
 """
 import numpy as np
 
@@ -40,7 +40,7 @@ def _rewrite(eqn, producers):
         inner = producers.get(id(ins[0]))
         if inner is not None and inner.prim.name == "neg":
             return inner.inputs[0]
-    elif name in ("reshape", "broadcast_to", "transpose", "cast", "identity", "stop_gradient"):
+    elif name in ("reshape", "broadcast_to", "transpose", "cast", "identity"):
         if _same_type(ins[0], eqn) and (name != "transpose" or eqn.params["perm"] == tuple(sorted(eqn.params["perm"]))):
             return ins[0]
     return None

@@ -22,7 +22,9 @@ def substitute(program, body, mapping):
             item = Print([sub(a) for a in item.inputs], item.template, item.source)
         new_body.append(item)
     return program.replace(body=new_body, outputs=[sub(a) for a in program.outputs],
-                           writes=[(slot, sub(a)) for slot, a in program.writes])
+                           writes=[(slot, sub(a)) for slot, a in program.writes],
+                           rereads=[(sub(value), read) for value, read in program.rereads
+                                    if type(sub(value)) is Var])
 
 
 def uses(item):
