@@ -20,7 +20,7 @@ from tapejit.tracer.tensor import Tensor, Variable
 
 from .config import CONFIG
 from .dispatch import build_fast_call, is_input_leaf
-from .environment import captured_arrays, captured_refs, environment_token
+from .environment import captured_arrays, captured_refs, changed, snapshot
 from .executable import Executable
 from .signature import describe_part, flat_key, key_parts, signature, unflatten_call
 
@@ -89,8 +89,7 @@ class CompiledFunction:
         self._retrace_warned = False
         self._fallback_warned = False
         self._last_key = None
-        self._environment = []  # captured globals and closure cells, found when tracing
-        self._environment_token = ()
+        self._environment = []  # snapshot of captured globals and closure cells, taken when tracing
 
     # ------------------------------------------------------------ calling
     def _split_static(self, args, kwargs):
@@ -117,11 +116,21 @@ class CompiledFunction:
         return bound.args, bound.kwargs
 
     def __call__(self, *args, **kwargs):
-        if self._environment and environment_token(self._environment) != self._environment_token:
+        if self._environment and changed(self._environment):
             self._drop_programs()
         # The hot path: flat positional tensors/floats/Variables, no tape, a cached path.
+        # (flat_key inlined for the common all-Tensor call.)
         if not (kwargs or STATE.recorders or CONFIG.eager or self.static_argnames):
-            key = flat_key(args)
+            key = []
+            for leaf in args:
+                if type(leaf) is not Tensor:
+                    key = flat_key(args)
+                    break
+                v = leaf._value
+                key.append(v.shape)
+                key.append(v.dtype)
+            else:
+                key = tuple(key)
             if key is not None:
                 entry = self._entries.get(key)
                 if entry is not None and entry.paths:
@@ -140,7 +149,7 @@ class CompiledFunction:
         baked the old one in, so all are traced again."""
         with self._lock:
             self._entries.clear()
-            self._environment_token = environment_token(self._environment)
+            self._environment = []
 
     def _call(self, args, kwargs):
         recorders = STATE.recorders
@@ -230,9 +239,9 @@ class CompiledFunction:
         start = time.perf_counter()
         self._warn_retrace(key)
         arg_variables = {id(leaf): i for i, leaf in enumerate(leaves) if type(leaf) is Variable}
-        self._environment = captured_refs(self.fn)
-        self._environment_token = environment_token(self._environment)
-        trace = Trace(self.__name__, arg_variables, captured_arrays(self._environment))
+        refs = captured_refs(self.fn)
+        self._environment = snapshot(refs)
+        trace = Trace(self.__name__, arg_variables, captured_arrays(refs))
         traced = [_trace_leaf(trace, leaf) for leaf in leaves]
         args, kwargs = unflatten_call(treedef, traced)
         args, kwargs = self._call_args(args, kwargs, static)

@@ -18,7 +18,7 @@ def is_input_leaf(leaf):
 
 def build_fast_call(program, run, input_leaves, out_def, name):
     """call(leaves) -> the function's result, for one path."""
-    globals_ = {"run": run, "Tensor": Tensor, "asarray": np.asarray, "copy": np.array, "f64": np.float64,
+    globals_ = {"run": run, "Tensor": Tensor, "new": object.__new__, "asarray": np.asarray, "copy": np.array, "f64": np.float64,
                 "wrap": core.wrap, "unflatten": nest.unflatten, "out_def": out_def}
     lines = ["def call(leaves):"]
     args = []
@@ -45,8 +45,10 @@ def build_fast_call(program, run, input_leaves, out_def, name):
             globals_[f"W{n}"] = slot.variable
         lines.append(f"    var = {target}")
         lines.append(f"    var._tensor = wrap(asarray(writes[{n}], var._tensor._value.dtype))")
-    if out_def is nest.LEAF:
-        lines.append("    return wrap(outs[0])")
+    if out_def is nest.LEAF:  # core.wrap, inlined
+        lines.append("    out = new(Tensor)")
+        lines.append("    out._value = outs[0]")
+        lines.append("    return out")
     else:
         lines.append("    return unflatten(out_def, [wrap(o) for o in outs])")
     source = "\n".join(lines) + "\n"

@@ -4,7 +4,9 @@ Tracing bakes such values into the program (numbers, strings, tensors) or reads
 them by reference (Variables, captured arrays). A later rebinding would make the
 program silently stale, so every call compares a token of them with the one
 seen at trace time: numbers and strings by value, tensors, arrays and Variables
-by identity (a captured array's contents are data: read at each call). Modules,
+by identity (a captured array's contents are data: read at each call). The
+snapshot holds the captured objects themselves, so identity is never confused
+by a recycled id. Modules,
 functions and classes are not data and are not checked.
 """
 import numpy as np
@@ -51,16 +53,29 @@ def _value(holder, name):
     return holder.get(name, _MISSING)
 
 
-def _token_of(value):
-    if isinstance(value, _BY_IDENTITY):
-        return (type(value).__name__, id(value))
-    if isinstance(value, tuple):
-        return tuple(_token_of(v) for v in value)
-    return value
+def _expected(value):
+    """(value, by_identity): arrays, tensors and Variables are compared with `is`."""
+    if isinstance(value, _BY_IDENTITY) or (isinstance(value, tuple) and not all(
+            isinstance(v, _SCALARS) for v in value)):
+        return value, True
+    return value, False
 
 
-def environment_token(refs):
-    return tuple(_token_of(_value(holder, name)) for holder, name in refs)
+def snapshot(refs):
+    """What a later call compares against: [(holder, name, value, by_identity)]."""
+    return [(holder, name) + _expected(_value(holder, name)) for holder, name in refs]
+
+
+def changed(snap):
+    """Whether any captured value was rebound since the snapshot (the per-call check)."""
+    for holder, name, expected, by_identity in snap:
+        value = _value(holder, name)
+        if by_identity:
+            if value is not expected:
+                return True
+        elif type(value) is not type(expected) or (value != expected and value == value):
+            return True  # (a NaN stays equal to itself here)
+    return False
 
 
 def captured_arrays(refs):
