@@ -10,7 +10,6 @@ import numpy as np
 from tapejit.tracer import core
 from tapejit.tracer.core import aval
 from tapejit.tracer.tape import Recorder
-from tapejit.tracer.tensor import Tensor
 
 from .ir import Eqn, Guard, Literal, Print, Program, Var, VariableSlot
 

@@ -1,6 +1,6 @@
 """Common-subexpression elimination: one equation per (primitive, inputs, params)."""
 from ..ir import Eqn, Var
-from .util import substitute
+from .util import resolver, substitute
 
 
 def _atom_key(atom):
@@ -20,11 +20,7 @@ def cse(program):
     seen = {}
     mapping = {}
     body = []
-
-    def resolve(atom):
-        while type(atom) is Var and id(atom) in mapping:
-            atom = mapping[id(atom)]
-        return atom
+    resolve = resolver(mapping)
 
     for item in program.body:
         if type(item) is Eqn:

@@ -2,18 +2,14 @@
 literals that hold disappear."""
 import numpy as np
 
-from ..ir import Eqn, Guard, Literal, Var
-from .util import substitute
+from ..ir import Eqn, Guard, Literal
+from .util import resolver, substitute
 
 
 def fold(program):
     mapping = {}
     body = []
-
-    def resolve(atom):
-        while type(atom) is Var and id(atom) in mapping:
-            atom = mapping[id(atom)]
-        return atom
+    resolve = resolver(mapping)
 
     for item in program.body:
         if type(item) is Eqn and item.inputs and all(type(resolve(a)) is Literal for a in item.inputs):

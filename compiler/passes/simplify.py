@@ -8,8 +8,8 @@ stays: programs are simplified before their backward programs are derived.
 """
 import numpy as np
 
-from ..ir import Eqn, Literal, Var
-from .util import substitute
+from ..ir import Eqn, Literal
+from .util import resolver, substitute
 
 
 def _is(atom, number):
@@ -50,11 +50,7 @@ def simplify(program):
     mapping = {}
     producers = {}
     body = []
-
-    def resolve(atom):
-        while type(atom) is Var and id(atom) in mapping:
-            atom = mapping[id(atom)]
-        return atom
+    resolve = resolver(mapping)
 
     for item in program.body:
         if type(item) is Eqn:

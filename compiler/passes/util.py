@@ -2,15 +2,22 @@
 from ..ir import Eqn, Guard, Print, Var
 
 
+def resolver(mapping):
+    """atom -> what it stands for after the replacements in `mapping` (id(Var) -> atom),
+    followed transitively. Passes fill `mapping` as they go."""
+
+    def resolve(atom):
+        while type(atom) is Var and id(atom) in mapping:
+            atom = mapping[id(atom)]
+        return atom
+    return resolve
+
+
 def substitute(program, body, mapping):
     """The program with `body` and every use of a Var replaced through `mapping`."""
     if not mapping:
         return program.replace(body=body)
-
-    def sub(atom):
-        while type(atom) is Var and id(atom) in mapping:
-            atom = mapping[id(atom)]
-        return atom
+    sub = resolver(mapping)
 
     new_body = []
     for item in body:

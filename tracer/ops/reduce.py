@@ -4,8 +4,8 @@ import numpy as np
 from .. import core
 from ..core import Primitive, ShapedArray, register
 from ..errors import DTypeError
-from .elementwise import PUBLIC, cast, equal, where
-from .rules import ANY, BOOL, NUMERIC, normalize_axes
+from .elementwise import PUBLIC, cast, equal
+from .rules import BOOL, NUMERIC, normalize_axes
 
 
 def _reduced_shape(shape, axes, keepdims):

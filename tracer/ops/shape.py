@@ -163,7 +163,7 @@ def _concat_rule(*xs, axis):
 
 
 def _concat_vjp(index, ct, *args, axis):
-    xs, out = args[:-1], args[-1]
+    xs = args[:-1]  # args: the inputs, then the output
     start = sum(x.shape[axis] for x in xs[:index])
     return slice_axis(ct, axis, start, start + xs[index].shape[axis])
 
