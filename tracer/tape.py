@@ -82,6 +82,7 @@ class GradientTape(Recorder):
         # id -> tensor for every tensor watched or produced by a recorded op.
         # Holding the tensors keeps their ids unique for the tape's lifetime.
         self._on_tape = {}
+        self._roots = set()   # ids of watched tensors and watched Variable reads
         self._variables = {}  # id(var) -> var, in the order first watched
         self._reads = {}      # id(var) -> value tensors read from it while watched
         self._consumed = False
@@ -129,6 +130,7 @@ class GradientTape(Recorder):
                                   "will be None", stacklevel=2)
                     continue
                 self._on_tape[id(t)] = t
+                self._roots.add(id(t))
             else:
                 raise ValueError(f"tj.GradientTape.watch: expected a Tensor or Variable, got "
                                  f"{type(t).__name__}; convert it with tj.constant first")
@@ -142,6 +144,7 @@ class GradientTape(Recorder):
         reads = self._reads.setdefault(id(var), [])
         if id(tensor) not in self._on_tape:
             self._on_tape[id(tensor)] = tensor
+            self._roots.add(id(tensor))
             reads.append(tensor)
 
     def watched_variables(self):
@@ -291,19 +294,13 @@ class GradientTape(Recorder):
     def _backward(self, targets, seeds, sources, unconnected):
         source_ids = [self._source_ids(s) for s in sources]
         wanted = {i for ids in source_ids for i in ids}
-        # Forward sweep: keep only entries reachable from a source.
-        live = set(wanted)
-        relevant = []
-        for entry in self._entries:
-            for x in entry[1]:
-                if id(x) in live:
-                    relevant.append(entry)
-                    outs = entry[3]
-                    if entry[2] is None:
-                        live.update(id(o) for o in outs)
-                    else:
-                        live.add(id(outs))
-                    break
+        if self._roots <= wanted:
+            # Every root is a source, so every entry is reachable (an op is recorded
+            # only when an input is on the tape): no sweep needed (the common case).
+            live = self._on_tape
+            relevant = self._entries
+        else:
+            live, relevant = _sweep(self._entries, wanted)
 
         cts = {}
         for k, (t, seed) in enumerate(zip(targets, seeds, strict=True)):
@@ -328,15 +325,11 @@ class GradientTape(Recorder):
                 continue
             if key not in wanted:
                 del cts[key]  # frees each cotangent as soon as it is used
-            rules = prim.vjp
-            i = -1
-            for x in inputs:
-                i += 1
+            for rule, x in zip(prim.vjp, inputs):  # one rule per input (PerInput: any number)
+                if rule is None:
+                    continue
                 key = id(x)
                 if key not in live:
-                    continue
-                rule = rules[i]
-                if rule is None:
                     continue
                 g = rule(ct, *inputs, out, **params) if params else rule(ct, *inputs, out)
                 if g is None:
@@ -360,6 +353,23 @@ class GradientTape(Recorder):
                 g = None
             grads.append(g)
         return grads
+
+
+def _sweep(entries, wanted):
+    """(ids reachable from `wanted`, the entries on those paths), in tape order."""
+    live = set(wanted)
+    relevant = []
+    for entry in entries:
+        for x in entry[1]:
+            if id(x) in live:
+                relevant.append(entry)
+                outs = entry[3]
+                if entry[2] is None:
+                    live.update(id(o) for o in outs)
+                else:
+                    live.add(id(outs))
+                break
+    return live, relevant
 
 
 def _accumulate(cts, x, g):
