@@ -41,10 +41,15 @@ def quiet():
         _STATE.quiet = saved
 
 
-def generate_source(program, fn_name="run"):
-    """(source, globals) of a function run(*inputs, *reads) -> (outputs, writes)."""
+def generate_source(program, fn_name="run", kernels=None):
+    """(source, globals) of a function run(*inputs, *reads) -> (outputs, writes).
+    `kernels`: {body index where a fusion group starts: (KernelSource, compiled kernel)};
+    the driver calls each kernel in place of its group's equations."""
+    from .lower.codegen import driver_call
+    kernels = kernels or {}
     names = {}
-    globals_ = {"GuardFailed": GuardFailed, "_print_values": _print_values}
+    globals_ = {"GuardFailed": GuardFailed, "_print_values": _print_values, "empty": np.empty,
+                "asarray": np.asarray}
     lines = []
 
     def var_name(var):
@@ -63,7 +68,23 @@ def generate_source(program, fn_name="run"):
     ir_lines = pretty(program).splitlines()[1:-1]  # the IR text, one line per item, for comments
     offset = len(program.reads)
     lines.append(f"def {fn_name}({', '.join(args)}):")
+    skip_until = 0
     for n, item in enumerate(program.body):
+        if n < skip_until:
+            continue
+        if n in kernels:
+            kernel, fn = kernels[n]
+            skip_until = kernel.group.end
+            name = f"k{n}"
+            globals_[name] = fn
+            comments = [ir_lines[offset + k].strip() for k in range(n, kernel.group.end)]
+
+            def constant(value):
+                key = f"c{len(globals_)}"
+                globals_[key] = value
+                return key
+            lines += ["    " + line for line in driver_call(kernel, name, use, var_name, constant, comments)]
+            continue
         comment = ir_lines[offset + n].strip()
         lines.append(f"    # {comment}")
         if type(item) is Eqn:
@@ -95,9 +116,9 @@ def generate_source(program, fn_name="run"):
     return "\n".join(lines) + "\n", globals_
 
 
-def build(program):
+def build(program, kernels=None):
     """The program as a Python function; source kept on it as `.source`."""
-    source, globals_ = generate_source(program)
+    source, globals_ = generate_source(program, kernels=kernels)
     digest = hashlib.sha256(source.encode()).hexdigest()[:12]
     filename = f"<tapejit {program.name} {digest}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)

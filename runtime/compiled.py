@@ -18,6 +18,7 @@ from tapejit.tracer import core, nest
 from tapejit.tracer.core import STATE
 from tapejit.tracer.tensor import Tensor, Variable
 
+from .backends import BACKENDS
 from .config import CONFIG
 from .dispatch import build_fast_call, is_input_leaf
 from .environment import captured_arrays, captured_refs, changed, snapshot
@@ -72,9 +73,10 @@ class CompiledFunction:
     """A function compiled per input signature and per control-flow path."""
 
     def __init__(self, fn, static_argnames=(), donate=None, parallel=None, fastmath=False, cache=True,
-                 max_paths=8, max_traces=64, backend="numpy"):
-        if backend != "numpy":
-            raise ValueError(f"tj.compile: unknown backend {backend!r}; available: 'numpy'")
+                 max_paths=8, max_traces=64, backend="numba"):
+        if backend not in BACKENDS:
+            raise ValueError(f"tj.compile: unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
+        self.backend = backend
         functools.update_wrapper(self, fn)
         self.fn = fn
         self.static_argnames = tuple([static_argnames] if isinstance(static_argnames, str) else static_argnames)
@@ -261,7 +263,7 @@ class CompiledFunction:
             STATE.recorders = saved
             trace.rollback()
         program = optimize(program, CONFIG.check_ir)
-        executable = Executable(program)
+        executable = Executable(program, self.backend)
         input_leaves = [(i, type(leaf) is float) for i, leaf in enumerate(leaves) if is_input_leaf(leaf)]
         path = Path(executable, out_def, 0.0, input_leaves, self.__name__)
         path.trace_seconds = elapsed = time.perf_counter() - start

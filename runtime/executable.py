@@ -4,22 +4,24 @@ program (and, when an outer tape records that, the joint program, itself an
 Executable, so derivatives of any order work)."""
 import numpy as np
 
-from tapejit.compiler import executor
 from tapejit.compiler.grad import derive
 from tapejit.tracer import core
 from tapejit.tracer.core import STATE
 
+from .backends import build_runner
 from .config import CONFIG
 
 
 class Executable:
-    """program(inputs..., reads...) -> (outputs, writes), run by the NumPy backend."""
+    """program(inputs..., reads...) -> (outputs, writes), run by a backend (runtime/backends.py)."""
 
-    __slots__ = ("program", "run", "n_params", "_derivative", "_forward", "_backward", "_joint", "__weakref__")
+    __slots__ = ("program", "backend", "run", "n_params", "_derivative", "_forward", "_backward", "_joint",
+                 "__weakref__")
 
-    def __init__(self, program):
+    def __init__(self, program, backend="numpy"):
         self.program = program
-        self.run = executor.build(program)
+        self.backend = backend
+        self.run = build_runner(program, backend)
         self.n_params = len(program.inputs) + len(program.reads)
         self._derivative = None
 
@@ -27,15 +29,15 @@ class Executable:
         """Derived once, at the first differentiable call's values (after its guards held)."""
         if self._derivative is None:
             d = derive(self.program, arrays, CONFIG.check_ir)
-            self._forward = executor.build(d.forward)
-            self._backward = executor.build(d.backward)
+            self._forward = build_runner(d.forward, self.backend)
+            self._backward = build_runner(d.backward, self.backend)
             self._joint = None
             self._derivative = d
         return self._derivative
 
     def joint(self):
         if self._joint is None:
-            self._joint = Executable(self._derivative.joint)
+            self._joint = Executable(self._derivative.joint, self.backend)
         return self._joint
 
     def __call__(self, tensors):

@@ -4,8 +4,9 @@ For each row, a modest subset of its samples (per dtype: some gradient samples,
 some forward-only ones such as special values and size-0 dims, the large one)
 runs as `tj.compile(lambda *a: op(*a, **kwargs))` and as the eager op:
 
-* values: same structure, dtype and shape; float64 within rtol 1e-12, float32
-  within rtol 1e-6; NaN in the same places; integers and bools exactly;
+* values: same structure, dtype and shape; float64 within rtol 1e-12 (atol 1e-13),
+  float32 within rtol 1e-5 (atol 1e-6); NaN in the same places; integers and bools
+  exactly;
 * gradients (rows with supports_grad): an eager tape around the compiled call
   against an eager tape around the eager op, after the compiled call was first
   differentiated at *other* values of the same shapes, so a backward program that
@@ -23,7 +24,11 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from opdb import OP_DB  # noqa: E402
 from opdb.core import ALL, FORWARD, LARGE, outputs  # noqa: E402
 
-RTOL = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-6}
+# Fused kernels round like NumPy for arithmetic but call libm for transcendentals and
+# sum in another order, so floats agree to a few ulp; values that cancel to ~0
+# (e.g. the gradient of sum(softmax(x))) agree to an absolute bound instead.
+RTOL = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-5}
+ATOL = {np.dtype(np.float64): 1e-13, np.dtype(np.float32): 1e-6}
 # Samples per use and dtype: the first gradient samples, every forward-only one
 # (special values, size-0 dims, ties), the large one.
 PER_USE = {ALL: 5, FORWARD: 100, LARGE: 1}
@@ -59,7 +64,7 @@ def assert_close(got, want, what):
         gv, wv = np.asarray(g.numpy()), np.asarray(w.numpy())
         if wv.dtype.kind == "f":
             np.testing.assert_array_equal(np.isnan(gv), np.isnan(wv), err_msg=f"{what}: NaN positions, output {k}")
-            np.testing.assert_allclose(gv, wv, rtol=RTOL[wv.dtype], atol=0, equal_nan=True,
+            np.testing.assert_allclose(gv, wv, rtol=RTOL[wv.dtype], atol=ATOL[wv.dtype], equal_nan=True,
                                        err_msg=f"{what}: output {k}")
         else:
             np.testing.assert_array_equal(gv, wv, err_msg=f"{what}: output {k}")

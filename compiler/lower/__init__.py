@@ -1,0 +1,1 @@
+"""Lowering IR programs to Numba source."""

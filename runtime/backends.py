@@ -1,0 +1,26 @@
+"""Backends: how a program becomes the function the call path runs.
+
+"numpy" calls each primitive's NumPy kernel in turn (the reference). "numba"
+fuses elementwise chains and their reductions into Numba loop nests, loaded
+through the on-disk kernel cache, and keeps the NumPy kernels for the rest
+(matmul through BLAS, gathers, shape ops) between them.
+"""
+from tapejit.compiler import executor
+from tapejit.compiler.ir import pretty
+from tapejit.compiler.lower import codegen, fusion
+
+BACKENDS = ("numba", "numpy")
+
+
+def build_runner(program, backend):
+    if backend == "numpy":
+        return executor.build(program)
+    if backend != "numba":
+        raise ValueError(f"tj.compile: unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
+    from . import kernel_cache
+    pretty(program)  # names the variables the kernel comments mention
+    kernels = {}
+    for group in fusion.plan(program):
+        source = codegen.kernel_source(group)
+        kernels[group.start] = (source, kernel_cache.load_kernel(source.source, source.name))
+    return executor.build(program, kernels)
