@@ -45,11 +45,13 @@ def generate_source(program, fn_name="run", kernels=None):
     """(source, globals) of a function run(*inputs, *reads) -> (outputs, writes).
     `kernels`: {body index where a fusion group starts: (KernelSource, compiled kernel)};
     the driver calls each kernel in place of its group's equations."""
-    from .lower.codegen import driver_call
+    from .lower.codegen import compile_error, driver_call
     kernels = kernels or {}
     names = {}
     globals_ = {"GuardFailed": GuardFailed, "_print_values": _print_values, "empty": np.empty,
                 "asarray": np.asarray}
+    if kernels:
+        globals_["compile_error"] = compile_error
     lines = []
 
     def var_name(var):

@@ -16,6 +16,7 @@ from tapejit.compiler.pipeline import optimize
 from tapejit.compiler.trace import _PACKAGE_DIRS, Trace, WeakFloat
 from tapejit.tracer import core, nest
 from tapejit.tracer.core import STATE
+from tapejit.tracer.errors import CompileError
 from tapejit.tracer.tensor import Tensor, Variable
 
 from .backends import BACKENDS
@@ -226,6 +227,18 @@ class CompiledFunction:
                                   "running it eagerly from now on for this signature",
                                   stacklevel=_user_stacklevel())
                 return self._eager(leaves, treedef, static)
+            for path in entry.paths:  # another thread may have traced this path meanwhile
+                try:
+                    with executor.quiet():
+                        path.executable.run(*[t._value for t in sum(_gather(leaves, path.program), [])])
+                except executor.GuardFailed:
+                    continue
+                break
+            else:
+                path = None
+            if path is not None:
+                inputs, reads = _gather(leaves, path.program)
+                return self._execute(path, inputs, reads, leaves)
             try:
                 path = self._trace(key, leaves, treedef, static)
             except BaseException:
@@ -235,7 +248,16 @@ class CompiledFunction:
             entry.paths.insert(0, path)
             self._misses += 1
         inputs, reads = _gather(leaves, path.program)
-        return self._execute(path, inputs, reads, leaves)
+        try:
+            return self._execute(path, inputs, reads, leaves)
+        except CompileError:
+            # A path whose kernels do not compile must not stay cached (nor an empty entry).
+            with self._lock:
+                if path in entry.paths:
+                    entry.paths.remove(path)
+                if not entry.paths:
+                    self._entries.pop(key, None)
+            raise
 
     def _trace(self, key, leaves, treedef, static):
         start = time.perf_counter()

@@ -10,7 +10,7 @@
 """
 from tapejit import tracer as _tracer
 from tapejit.tracer.dtypes import DType, as_dtype, bool_ as bool, float32, float64, int32, int64  # noqa: A001
-from tapejit.tracer.errors import DTypeError, ShapeError, TapejitError
+from tapejit.tracer.errors import CompileError, DTypeError, ShapeError, TapejitError
 from tapejit.tracer.tape import GradientTape, UnconnectedGradients, custom_gradient
 from tapejit.tracer.tensor import Tensor, Variable
 from tapejit.runtime.compiled import CompiledFunction, compile, tj_print as print  # noqa: A001
@@ -23,7 +23,7 @@ __version__ = "0.1.0"
 globals().update(_tracer.PUBLIC)
 
 __all__ = sorted(
-    ["DType", "as_dtype", "bool", "float32", "float64", "int32", "int64", "DTypeError", "ShapeError",
+    ["DType", "as_dtype", "bool", "float32", "float64", "int32", "int64", "CompileError", "DTypeError", "ShapeError",
      "TapejitError", "GradientTape", "UnconnectedGradients", "custom_gradient", "Tensor", "Variable",
      "linalg", "math", "nn", "random", "testing", "config", "compile", "CompiledFunction", "print",
      "IRError"] + list(_tracer.PUBLIC))

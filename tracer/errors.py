@@ -13,6 +13,12 @@ class DTypeError(TapejitError, TypeError):
     """A dtype an op does not accept, or two tensors of different dtypes."""
 
 
+class CompileError(TapejitError, RuntimeError):
+    """The backend could not compile generated code (a tapejit bug or an unsupported
+    case): names the IR equations, the user's lines and the generated source; the
+    backend's own error is the __cause__."""
+
+
 class DTypeConversionError(DTypeError, ValueError):
     """A tensor asked to become another dtype without tj.cast (convert_to_tensor,
     Variable.assign). TensorFlow raises ValueError here, so this is both."""

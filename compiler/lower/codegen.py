@@ -181,7 +181,21 @@ def driver_call(kernel, fn_name, use, define, constant, comments):
         dtype = constant(v.aval.dtype)
         lines.append(f"{name} = empty({v.aval.shape!r}, {dtype})  # {type_text(v.aval)}")
         args.append(name)
-    lines.append(f"{fn_name}({', '.join(args)})")
+    lines.append("try:")
+    lines.append(f"    {fn_name}({', '.join(args)})")
+    lines.append("except Exception as error:  # kernels raise nothing at run time: this is Numba compiling")
+    lines.append(f"    raise compile_error({fn_name}, {constant(comments)}, error) from error")
     return lines
+
+
+def compile_error(kernel, equations, error):
+    """The CompileError for a kernel Numba rejected (its message is the __cause__)."""
+    from tapejit.tracer.errors import CompileError
+    py_func = getattr(kernel, "py_func", kernel)
+    where = getattr(py_func, "__code__", None) and py_func.__code__.co_filename
+    first = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+    return CompileError("tj.compile: Numba could not compile the fused kernel for\n    "
+                        + "\n    ".join(equations)
+                        + f"\n(generated source: {where}; Numba said: {first})")
 
 

@@ -60,9 +60,9 @@ ELEMENTWISE = {
     E.mul_p: (NUMBER, _bin("*")),
     E.div_p: (NUMBER, _true_divide),
     E.pow_p: (FLOAT, _bin("**")),
-    # NaN-propagating, first argument on ties (as np.maximum / np.minimum).
-    E.maximum_p: (NUMBER, lambda a, c: f"({a[0]} if ({a[0]} >= {a[1]} or {a[0]} != {a[0]}) else {a[1]})"),
-    E.minimum_p: (NUMBER, lambda a, c: f"({a[0]} if ({a[0]} <= {a[1]} or {a[0]} != {a[0]}) else {a[1]})"),
+    # NaN-propagating, second argument on ties (as np.maximum(-0.0, 0.0) == 0.0).
+    E.maximum_p: (NUMBER, lambda a, c: f"({a[0]} if ({a[0]} > {a[1]} or {a[0]} != {a[0]}) else {a[1]})"),
+    E.minimum_p: (NUMBER, lambda a, c: f"({a[0]} if ({a[0]} < {a[1]} or {a[0]} != {a[0]}) else {a[1]})"),
     E.neg_p: (NUMBER, lambda a, c: f"(-{a[0]})"),
     E.abs_p: (NUMBER, lambda a, c: f"abs({a[0]})"),
     E.sign_p: (NUMBER, _sign),

@@ -1,0 +1,140 @@
+"""The Numba backend: fusion, kernel reuse across shapes, the generated source,
+compile errors, IEEE behaviour and threads (issue "Numba backend")."""
+import threading
+
+import numpy as np
+import pytest
+
+import tapejit as tj
+from tapejit.compiler.lower import fusion, rules
+from tapejit.runtime import kernel_cache
+from tapejit.tracer.ops import elementwise as E
+
+
+def _path(f):
+    return next(iter(f._entries.values())).paths[0]
+
+
+def chain(x, b):
+    y = tj.tanh(x * 2.0 + b)
+    return tj.reduce_sum(y * y, axis=1), y
+
+
+def test_elementwise_chain_and_its_reduction_fuse_into_one_kernel():
+    f = tj.compile(chain)
+    x, b = tj.constant(np.random.default_rng(0).random((3, 4), np.float32)), tj.ones((4,))
+    got = f(x, b)
+    want = chain(x, b)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=2e-6)
+    groups = fusion.plan(_path(f).program)
+    assert len(groups) == 1 and groups[0].reduction is not None
+    assert "fused into" in f.lower(x, b).source
+
+
+def test_a_new_shape_with_the_same_pattern_compiles_nothing():
+    f = tj.compile(chain)
+    b = tj.ones((4,))
+    f(tj.ones((3, 4)), b)
+    before = kernel_cache.STATS["kernel_compiles"]
+    loads = kernel_cache.STATS["disk_cache_loads"]
+    f(tj.ones((7, 4)), b)
+    assert f.cache_info().traces == 2  # traced again (cheap) ...
+    assert kernel_cache.STATS["kernel_compiles"] == before  # ... but no kernel compiled
+    assert kernel_cache.STATS["disk_cache_loads"] == loads
+
+
+def test_generated_kernels_run_as_plain_python_agree():
+    f = tj.compile(chain)
+    x, b = tj.constant(np.linspace(-1, 1, 12, dtype=np.float64).reshape(3, 4)), tj.ones((4,), tj.float64)
+    compiled = f(x, b)
+    groups = fusion.plan(_path(f).program)
+    from tapejit.compiler.lower import codegen
+    from tapejit.compiler.ir import pretty
+    pretty(_path(f).program)
+    source = codegen.kernel_source(groups[0])
+    kernel = kernel_cache.load_kernel(source.source, source.name).fn.py_func  # the Python function
+    out_y, out_s = np.empty((3, 4)), np.empty((3,))
+    kernel(3, 4, x.numpy(), b.numpy(), out_y, out_s)
+    np.testing.assert_allclose(out_s, compiled[0].numpy(), rtol=1e-12)
+    np.testing.assert_allclose(out_y, compiled[1].numpy(), rtol=1e-12)
+
+
+def test_a_kernel_numba_rejects_is_a_compile_error_naming_the_equation_and_line(monkeypatch):
+    monkeypatch.setitem(rules.ELEMENTWISE, E.sin_p,
+                        (rules.FLOAT, lambda a, c: f"np.no_such_function({a[0]})"))
+
+    def fn(x):
+        return tj.sin(x) * 3.0  # the line the error names
+
+    f = tj.compile(fn)
+    with pytest.raises(tj.CompileError) as info:
+        f(tj.constant([1.0, 2.0]))
+    message = str(info.value)
+    assert "sin a" in message and "test_numba_backend.py" in message
+    assert "generated source" in message and "no_such_function" in message
+    assert info.value.__cause__ is not None
+    assert f.cache_info().paths == 0  # nothing cached
+    monkeypatch.undo()
+    np.testing.assert_allclose(f(tj.constant([1.0, 2.0])).numpy(), np.sin([1.0, 2.0]).astype(np.float32) * 3,
+                               rtol=2e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_ieee_special_values_match_numpy(dtype):
+    x = np.array([0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, np.nan, 2.0], dtype)
+    y = np.array([0.0, 0.0, 0.0, -0.0, np.inf, 1.0, 1.0, np.nan], dtype)
+
+    def fn(a, b):
+        return (a / b, tj.log(a), tj.sqrt(a), tj.maximum(a, b), tj.minimum(a, b), a - a * 0.0,
+                tj.where(tj.math.is_nan(a), 0.0, a), tj.reduce_max(a), tj.reduce_sum(a))
+
+    with np.errstate(all="ignore"):
+        want = fn(tj.constant(x), tj.constant(y))
+        got = tj.compile(fn)(tj.constant(x), tj.constant(y))
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g.numpy(), w.numpy())
+        number = ~np.isnan(w.numpy())  # the sign of a NaN carries no meaning
+        np.testing.assert_array_equal(np.signbit(g.numpy())[number], np.signbit(w.numpy())[number])
+        assert g.dtype == w.dtype
+
+
+def test_float32_stays_float32_through_literals():
+    f = tj.compile(lambda x: x * 0.1 + 2.0)
+    x = tj.constant(np.linspace(0, 1, 5, dtype=np.float32))
+    out = f(x)
+    assert out.dtype == tj.float32
+    np.testing.assert_array_equal(out.numpy(), (x.numpy() * np.float32(0.1)) + np.float32(2.0))
+
+
+def test_eight_threads_with_mixed_shapes_and_paths_agree_with_a_serial_run():
+    def fn(x):
+        if tj.reduce_sum(x) > 0:
+            return tj.exp(-x) * 2.0
+        return tj.tanh(x)
+
+    f = tj.compile(fn)
+    inputs = [tj.constant(np.random.default_rng(k).standard_normal((k % 3 + 1, 4)).astype(np.float32))
+              for k in range(16)]
+    serial = [fn(x).numpy() for x in inputs]
+    results, errors = {}, []
+    barrier = threading.Barrier(8)
+
+    def work(t):
+        try:
+            barrier.wait()
+            for k in range(t, 16, 8):
+                results[k] = f(inputs[k]).numpy()
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for k in range(16):
+        np.testing.assert_allclose(results[k], serial[k], rtol=2e-6)
+    keys = {(tuple(x.shape), bool(np.sum(x.numpy()) > 0)) for x in inputs}
+    assert f.cache_info().paths == len(keys)
