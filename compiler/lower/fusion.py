@@ -1,8 +1,8 @@
 """Fusion: which equations of a program run together in one Numba loop nest.
 
-A group is a run of consecutive equations with one iteration shape: elementwise
-equations producing that shape (their operands broadcast into it by index
-substitution), optionally ended by one reduction over it. Values used only
+A group is a run of two or more consecutive equations with one iteration shape:
+elementwise equations producing that shape (their operands broadcast into it by
+index substitution), optionally ended by one reduction over it. Values used only
 inside a group never reach memory; the group's outputs are the values used
 after it. Everything else (matmul, gathers, reshapes, guards) stays in the
 driver, between groups.
@@ -51,6 +51,9 @@ def plan(program):
             current.end = n + 1
         else:
             current = None
+    # A lone operation gains nothing from a kernel (NumPy's own loop is as good, and
+    # SIMD for transcendentals) but would cost a Numba compile: it stays in NumPy.
+    groups = [g for g in groups if len(g.eqns) > 1]
     _connect(program, groups)
     return groups
 
