@@ -61,7 +61,7 @@ def kernel_source(group):
     its variables have names for the comments)."""
     shape = group.shape
     rank = len(shape)
-    lines, hoisted, helpers = [], {}, {}
+    hoisted, helpers = {}, {}
     names = {}
     params = []
 
