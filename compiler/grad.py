@@ -84,6 +84,7 @@ def derive(program, values, check=False):
     finally:
         STATE.recorders = saved
         trace.source = None
+    trace.source = ""  # constants the differentiation itself makes (zero gradients) have no user line
     joint = trace.program(grads)
     # F also gives the program's outputs and Variable writes, so it can replace the program.
     replayed = [trace.atom(env[id(a)]) if type(a) is Var else a

@@ -81,7 +81,18 @@ class Trace(Recorder):
         var = self.env.get(id(tensor))
         if var is not None:
             return var
-        return Literal(np.array(tensor._value))
+        value = np.asarray(tensor._value)
+        if value.size > 1 and bool((value == value.reshape(-1)[0]).all()):
+            # A uniform constant (ones_like seeds, scalars broadcast while tracing) stays a
+            # broadcast of one number: no array of the traced shape baked into the program.
+            var = Var(aval(tensor))
+            scalar = Literal(np.array(value.reshape(-1)[0], value.dtype))
+            source = self.source if self.source is not None else user_source()
+            self.body.append(Eqn(core.REGISTRY["broadcast_to"], [scalar], {"shape": value.shape}, var, source))
+            self.env[id(tensor)] = var
+            self.keep.append(tensor)
+            return var
+        return Literal(np.array(value))
 
     def traced(self, tensor):
         return id(tensor) in self.env

@@ -139,12 +139,13 @@ def test_golden_variable_read_write_and_python_float():
         """, g_variable)
     assert lo.grad_ir == golden("""
         ir g_variable_bwd(a:f32[], b:f32[3]) {
-          c:f32[] = div a 3.0                    # @reduce_mean@
-          d:f32[1] = reshape[shape=(1,)] c       # @reduce_mean@
-          e:f32[3] = broadcast_to[shape=(3,)] d  # @reduce_mean@
-          f:f32[3] = mul e b                     # @reduce_mean@
-          g:f32[3] = add f f                     # @reduce_mean@
-          return ([0.,0.,0.], 0.0, g)
+          c:f32[] = div a 3.0                      # @reduce_mean@
+          d:f32[1] = reshape[shape=(1,)] c         # @reduce_mean@
+          e:f32[3] = broadcast_to[shape=(3,)] d    # @reduce_mean@
+          f:f32[3] = mul e b                       # @reduce_mean@
+          g:f32[3] = add f f                       # @reduce_mean@
+          h:f32[3] = broadcast_to[shape=(3,)] 0.0
+          return (h, 0.0, g)
         }
         """, g_variable)
     np.testing.assert_array_equal(W_GOLDEN.numpy(), np.zeros(3))  # lower() assigns nothing

@@ -34,6 +34,13 @@ class ShapedArray:
         self.shape = tuple(shape)
         self.dtype = np.dtype(dtype)
 
+    @property
+    def size(self):
+        size = 1
+        for d in self.shape:
+            size *= d
+        return size
+
     def __repr__(self):
         return f"ShapedArray({self.shape}, {self.dtype.name})"
 

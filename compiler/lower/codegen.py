@@ -49,8 +49,8 @@ def _index(atom_shape, shape):
 def describe(eqn):
     """The equation as IR text without types or shape params: kernels are shared
     by every shape, so their source must not mention one."""
-    def name(a):
-        return a.name if type(a) is not Literal else a.text()
+    def name(a):  # array constants are kernel arguments: their values and shapes are not code
+        return a.name if type(a) is not Literal else (a.text() if not a.aval.shape else "const")
     params = ", ".join(f"{k}={v!r}" for k, v in eqn.params.items() if k != "shape")
     head = f"{eqn.prim.name}[{params}]" if params else eqn.prim.name
     return f"{name(eqn.out)} = {head} {' '.join(name(a) for a in eqn.inputs)}"

@@ -12,7 +12,9 @@ def fold(program):
     resolve = resolver(mapping)
 
     for item in program.body:
-        if type(item) is Eqn and item.inputs and all(type(resolve(a)) is Literal for a in item.inputs):
+        if (type(item) is Eqn and item.inputs and all(type(resolve(a)) is Literal for a in item.inputs)
+                and item.out.aval.size <= max(resolve(a).aval.size for a in item.inputs)):
+            # (never folded into a constant larger than its operands: broadcast_to(2.0) stays symbolic)
             value = item.prim.impl(*[resolve(a).value for a in item.inputs], **item.params)
             mapping[id(item.out)] = Literal(np.asarray(value))
             continue

@@ -40,7 +40,13 @@ def _rewrite(eqn, producers):
         inner = producers.get(id(ins[0]))
         if inner is not None and inner.prim.name == "neg":
             return inner.inputs[0]
-    elif name in ("reshape", "broadcast_to", "transpose", "cast", "identity"):
+    if name == "transpose":  # transpose(transpose(x)) that restores x's axes
+        inner = producers.get(id(ins[0]))
+        if inner is not None and inner.prim.name == "transpose":
+            composed = tuple(inner.params["perm"][i] for i in eqn.params["perm"])
+            if composed == tuple(range(len(composed))):
+                return inner.inputs[0]
+    if name in ("reshape", "broadcast_to", "transpose", "cast", "identity"):
         if _same_type(ins[0], eqn) and (name != "transpose" or eqn.params["perm"] == tuple(sorted(eqn.params["perm"]))):
             return ins[0]
     return None

@@ -131,5 +131,5 @@ OPS = [
     OpInfo(name="einsum", op=einsum_op, ref=einsum_ref, samples=einsum_samples, dtypes=NUMERIC,
            primitives=("einsum",), error_inputs=einsum_errors),
     OpInfo(name="tensordot", op=tj.tensordot, ref=tensordot_ref, samples=tensordot_samples, dtypes=NUMERIC,
-           primitives=("einsum",), error_inputs=tensordot_errors),
+           primitives=("transpose", "reshape", "matmul"), error_inputs=tensordot_errors),
 ]

@@ -8,7 +8,7 @@ from ..core import Primitive, ShapedArray, register
 from ..errors import ShapeError
 from .elementwise import PUBLIC
 from .rules import NUMERIC, broadcast_shapes, check_dtypes
-from .shape import PerInput, broadcast_to, matrix_transpose, reshape
+from .shape import PerInput, broadcast_to, matrix_transpose, reshape, transpose
 
 
 # ------------------------------------------------------------------- matmul
@@ -146,13 +146,16 @@ def tensordot(a, b, axes, name=None):
         if a.shape[i] != b.shape[j]:
             raise ShapeError(f"tj.tensordot: axis {i} of a (shape {a.shape}) has size {a.shape[i]} but axis {j} "
                              f"of b (shape {b.shape}) has size {b.shape[j]}")
-    letters = iter(string.ascii_letters)
-    ta = [next(letters) for _ in range(na)]
-    tb = [next(letters) for _ in range(nb)]
-    for i, j in zip(axes_a, axes_b):
-        tb[j] = ta[i]
-    out = [c for i, c in enumerate(ta) if i not in axes_a] + [c for j, c in enumerate(tb) if j not in axes_b]
-    return einsum(f"{''.join(ta)},{''.join(tb)}->{''.join(out)}", a, b)
+    # As TensorFlow: move the contracted axes together, reshape to matrices, one BLAS matmul.
+    free_a = [i for i in range(na) if i not in axes_a]
+    free_b = [j for j in range(nb) if j not in axes_b]
+    size = int(np.prod([a.shape[i] for i in axes_a]))
+    rows = tuple(a.shape[i] for i in free_a)
+    cols = tuple(b.shape[j] for j in free_b)
+    a2 = reshape(transpose(a, tuple(free_a + axes_a)), (int(np.prod(rows)), size))
+    b2 = reshape(transpose(b, tuple(axes_b + free_b)), (size, int(np.prod(cols))))
+    out_shape = rows + cols
+    return reshape(matmul(a2, b2), out_shape)
 
 
 PUBLIC["tensordot"] = tensordot
