@@ -7,6 +7,7 @@ import hashlib
 import numpy as np
 
 from ..ir import Literal, type_text
+from . import mathlib
 from .rules import Ctx, REDUCTIONS, elementwise_rule
 
 # Elementwise kernels get no fastmath: each operation rounds as NumPy's does, so
@@ -21,8 +22,6 @@ def _decorator(reduction):
     return f"@numba.njit(cache=True, error_model='numpy'{fastmath})"
 _CTOR = {"float32": "np.float32", "float64": "np.float64", "int32": "np.int32", "int64": "np.int64",
          "bool": "np.bool_"}
-_TRANSCENDENTAL = {"exp": "np.exp", "log": "np.log", "log1p": "np.log1p", "expm1": "np.expm1",
-                   "tanh": "np.tanh", "sigmoid": None}
 
 
 class KernelSource:
@@ -72,13 +71,12 @@ def kernel_source(group):
         return hoisted[key]
 
     def transcendental(name, dtype):
-        if name == "sigmoid":  # 1 / (1 + exp(-x)): exp overflows to inf, giving exactly 0
-            fn = f"sigmoid_{dtype.name}"
-            one = f"{_CTOR[dtype.name]}(1)"
-            helpers[fn] = ("@numba.njit(inline='always', error_model='numpy')\n"
-                           f"def {fn}(x):\n    return {one} / ({one} + np.exp(-x))\n")
-            return fn
-        return _TRANSCENDENTAL[name]
+        # Vectorisable range reduction + polynomial (mathlib), pasted into the kernel
+        # file: the kernel's cache key then covers the helper's code too.
+        fn = mathlib.helper_name(name, dtype)
+        if fn not in helpers:
+            helpers[fn] = f"{mathlib.HELPER_DECORATOR}\n{mathlib.helper_source(name, dtype)}"
+        return fn
 
     for a in group.inputs:
         names[id(a)] = f"in{len(params)}"
