@@ -53,7 +53,8 @@ def plan(program):
             current = None
     # A lone operation gains nothing from a kernel (NumPy's own loop is as good, and
     # SIMD for transcendentals) but would cost a Numba compile: it stays in NumPy.
-    groups = [g for g in groups if len(g.eqns) > 1]
+    # Scalars likewise: NumPy's scalar arithmetic costs less than a kernel call.
+    groups = [g for g in groups if len(g.eqns) > 1 and g.shape != ()]
     _connect(program, groups)
     return groups
 

@@ -77,20 +77,23 @@ def reduction(name, impl, allowed, vjp, out_dtype=None):
     return prim, op
 
 
+# ufunc.reduce directly: np.sum and friends add microseconds of Python on small arrays.
 reduce_sum_p, reduce_sum = reduction(
-    "reduce_sum", lambda x, *, axes, keepdims: np.sum(x, axes, x.dtype, keepdims=keepdims),
+    "reduce_sum", lambda x, *, axes, keepdims: np.add.reduce(x, axes, x.dtype, keepdims=keepdims),
     NUMERIC, _sum_vjp)
 reduce_max_p, reduce_max = reduction(
-    "reduce_max", lambda x, *, axes, keepdims: np.max(x, axes, keepdims=keepdims), NUMERIC, _extremum_vjp)
+    "reduce_max", lambda x, *, axes, keepdims: np.maximum.reduce(x, axes, keepdims=keepdims),
+    NUMERIC, _extremum_vjp)
 reduce_min_p, reduce_min = reduction(
-    "reduce_min", lambda x, *, axes, keepdims: np.min(x, axes, keepdims=keepdims), NUMERIC, _extremum_vjp)
+    "reduce_min", lambda x, *, axes, keepdims: np.minimum.reduce(x, axes, keepdims=keepdims),
+    NUMERIC, _extremum_vjp)
 reduce_prod_p, reduce_prod = reduction(
-    "reduce_prod", lambda x, *, axes, keepdims: np.prod(x, axes, x.dtype, keepdims=keepdims),
+    "reduce_prod", lambda x, *, axes, keepdims: np.multiply.reduce(x, axes, x.dtype, keepdims=keepdims),
     NUMERIC, _prod_vjp)
 reduce_any_p, reduce_any = reduction(
-    "reduce_any", lambda x, *, axes, keepdims: np.any(x, axes, keepdims=keepdims), BOOL, None)
+    "reduce_any", lambda x, *, axes, keepdims: np.logical_or.reduce(x, axes, keepdims=keepdims), BOOL, None)
 reduce_all_p, reduce_all = reduction(
-    "reduce_all", lambda x, *, axes, keepdims: np.all(x, axes, keepdims=keepdims), BOOL, None)
+    "reduce_all", lambda x, *, axes, keepdims: np.logical_and.reduce(x, axes, keepdims=keepdims), BOOL, None)
 
 
 # ------------------------------------------------------------ argmax/argmin

@@ -1,4 +1,6 @@
 """Shape primitives: reshape, transpose, broadcast_to, concat, tile, pad."""
+import math
+
 import numpy as np
 
 from .. import core
@@ -34,7 +36,7 @@ def _reshape_rule(x, *, shape):
     return ShapedArray(shape, x.dtype)
 
 
-reshape_p = register(Primitive("reshape", lambda x, *, shape: np.reshape(x, shape), _reshape_rule,
+reshape_p = register(Primitive("reshape", lambda x, *, shape: x.reshape(shape), _reshape_rule,
                                (lambda ct, x, out, *, shape: reshape(ct, x.shape),)))
 
 
@@ -132,8 +134,16 @@ def _broadcast_to_rule(x, *, shape):
 
 # The backward walker sums cotangents down to each input's shape, so the
 # cotangent passes through unchanged.
+def _broadcast_to(x, *, shape):
+    if math.prod(shape) > 4096:  # large: a read-only view with zero strides, no copy
+        return np.broadcast_to(x, shape)
+    out = np.empty(shape, x.dtype)
+    np.copyto(out, x)  # small: a copy is cheaper than np.broadcast_to's Python
+    return out
+
+
 broadcast_to_p = register(Primitive(
-    "broadcast_to", lambda x, *, shape: np.broadcast_to(x, shape), _broadcast_to_rule,
+    "broadcast_to", _broadcast_to, _broadcast_to_rule,
     (lambda ct, x, out, *, shape: ct,)))
 
 
