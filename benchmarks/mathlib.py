@@ -18,6 +18,7 @@ import time
 import numpy as np
 
 from tapejit.compiler.lower import mathlib
+from tapejit.testing import ulp_error
 
 FASTMATH = '{"reassoc", "contract", "arcp", "nsz"}'
 HELPER_DECORATOR = ('@numba.njit(inline="always", error_model="numpy", '
@@ -81,23 +82,6 @@ def reference(name, x):
         if name == "sigmoid":
             return 1 / (1 + np.exp(-xw))
         return getattr(np, name)(xw)
-
-
-def ulp_error(got, ref, dtype):
-    """|got - ref| in units of the ulp of the exact value (subnormal ulp below the normal
-    range); infinity where the rounded reference is inf/NaN and got differs."""
-    mant, emin = (24, -126) if dtype == np.float32 else (53, -1022)
-    wide = ref.dtype.type
-    with np.errstate(all="ignore"):
-        rounded = ref.astype(dtype)
-        _, e = np.frexp(ref)
-        ulp = np.ldexp(wide(1), np.maximum(e.astype(np.int64) - 1, emin) - (mant - 1))
-        err = (np.abs(got.astype(wide) - ref) / ulp).astype(np.float64)
-    special = ~np.isfinite(rounded)
-    same = (got[special] == rounded[special]) | (np.isnan(got[special]) & np.isnan(rounded[special]))
-    err[special] = np.where(same, 0.0, np.inf)
-    err[np.isinf(got) & np.isfinite(rounded)] = np.inf
-    return err
 
 
 def sweep(name, dtype, n=400_001):

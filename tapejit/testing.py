@@ -1,4 +1,4 @@
-"""tj.testing: gradient checking for users' own functions and ops."""
-from tapejit.tracer.testing import check_grads
+"""tj.testing: gradient checking and ulp error measurement for users' own functions and ops."""
+from tapejit.tracer.testing import check_grads, ulp_error
 
-__all__ = ["check_grads"]
+__all__ = ["check_grads", "ulp_error"]

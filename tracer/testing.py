@@ -94,3 +94,21 @@ def _central_difference(f, arrays, i, j, eps):
     plus[i][j] += eps
     minus[i][j] -= eps
     return (_evaluate(f, plus) - _evaluate(f, minus)) / (2 * eps)
+
+
+def ulp_error(got, ref, dtype):
+    """|got - ref| in ulps of the exact value (the subnormal ulp below the normal range).
+    Where the rounded reference is +-inf or NaN, 0 if got is the same and inf otherwise;
+    inf where got is +-inf but the reference rounds to a finite number."""
+    mant, emin = (24, -126) if dtype == np.float32 else (53, -1022)
+    wide = ref.dtype.type
+    with np.errstate(all="ignore"):
+        rounded = ref.astype(dtype)
+        _, e = np.frexp(ref)
+        ulp = np.ldexp(wide(1), np.maximum(e.astype(np.int64) - 1, emin) - (mant - 1))
+        err = (np.abs(got.astype(wide) - ref) / ulp).astype(np.float64)
+    special = ~np.isfinite(rounded)
+    same = (got[special] == rounded[special]) | (np.isnan(got[special]) & np.isnan(rounded[special]))
+    err[special] = np.where(same, 0.0, np.inf)
+    err[np.isinf(got) & np.isfinite(rounded)] = np.inf
+    return err
