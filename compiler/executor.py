@@ -43,13 +43,13 @@ def quiet():
 
 def generate_source(program, fn_name="run", kernels=None):
     """(source, globals) of a function run(*inputs, *reads) -> (outputs, writes).
-    `kernels`: {body index where a fusion group starts: (KernelSource, compiled kernel)};
-    the driver calls each kernel in place of its group's equations."""
+    `kernels`: {body index where a region starts: (RegionSource, entry function)};
+    the driver calls each region's entry in place of its items."""
     from .lower.codegen import compile_error, driver_call
     kernels = kernels or {}
     names = {}
     globals_ = {"GuardFailed": GuardFailed, "_print_values": _print_values, "empty": np.empty,
-                "asarray": np.asarray}
+                "asarray": np.asarray, "contiguous": np.ascontiguousarray}
     if kernels:
         globals_["compile_error"] = compile_error
     lines = []
@@ -59,12 +59,15 @@ def generate_source(program, fn_name="run", kernels=None):
             names[id(var)] = f"v{len(names)}"
         return names[id(var)]
 
+    def constant(value):
+        name = f"c{len(globals_)}"
+        globals_[name] = value
+        return name
+
     def use(atom):
         if type(atom) is Var:
             return names[id(atom)]
-        name = f"c{len(globals_)}"
-        globals_[name] = atom.value
-        return name
+        return constant(atom.value)
 
     args = [var_name(v) for v in program.inputs] + [var_name(v) for _, v in program.reads]
     ir_lines = pretty(program).splitlines()[1:-1]  # the IR text, one line per item, for comments
@@ -76,16 +79,11 @@ def generate_source(program, fn_name="run", kernels=None):
             continue
         if n in kernels:
             kernel, fn = kernels[n]
-            skip_until = kernel.group.end
+            skip_until = kernel.region.end
             name = f"k{n}"
             globals_[name] = fn
-            comments = [ir_lines[offset + k].strip() for k in range(n, kernel.group.end)]
-
-            def constant(value):
-                key = f"c{len(globals_)}"
-                globals_[key] = value
-                return key
-            lines += ["    " + line for line in driver_call(kernel, name, use, var_name, constant, comments)]
+            ir_text = {id(program.body[k]): ir_lines[offset + k].strip() for k in range(n, skip_until)}
+            lines += ["    " + line for line in driver_call(kernel, name, use, var_name, constant, ir_text)]
             continue
         comment = ir_lines[offset + n].strip()
         lines.append(f"    # {comment}")

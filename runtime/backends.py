@@ -20,9 +20,9 @@ def build_runner(program, backend):
     from . import kernel_cache
     pretty(program)  # names the variables the kernel comments mention
     kernels = {}
-    for group in fusion.plan(program):
-        source = codegen.kernel_source(group)
+    for region in fusion.plan(program):
+        source = codegen.region_source(region)
         # The driver calls the dispatcher itself: no wrapper on the hot path.
-        kernels[group.start] = (source, kernel_cache.load_kernel(source.source, source.name).fn)
+        kernels[region.start] = (source, kernel_cache.load_kernel(source.source, source.name).fn)
     return executor.build(program, kernels)
 

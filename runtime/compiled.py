@@ -365,6 +365,8 @@ class CompiledFunction:
                 return (f"{self.__name__} would reuse compiled path {n} of {len(entry.paths)} for this signature "
                         f"(no retrace).")
             except executor.GuardFailed as failure:
+                if failure.value is None:  # a Numba region reports which guard failed, not the value
+                    failure = _reference_failure(path.program, inputs + reads) or failure
                 failures.append(f"path {n}: {failure.guard.describe()} saw {_scalar_text(failure.value)}")
         return (f"{self.__name__} would trace a new control-flow path: no compiled path's guards hold "
                 f"({'; '.join(failures)}).")
@@ -467,6 +469,16 @@ def _trace_leaf(trace, leaf):
         trace.input(t)
         return WeakFloat(t)
     return leaf
+
+
+def _reference_failure(program, tensors):
+    """The guard failure of the NumPy executor on these inputs (it carries the value)."""
+    try:
+        with executor.quiet():
+            executor.build(program)(*[t._value for t in tensors])
+    except executor.GuardFailed as failure:
+        return failure
+    return None
 
 
 def _gather(leaves, program):

@@ -106,7 +106,7 @@ ELEMENTWISE = {
 
 # primitive -> (identity element, update(acc, value) statement template)
 REDUCTIONS = {
-    R.reduce_sum_p: (0, "{acc} = {acc} + {v}"),
+    R.reduce_sum_p: (0, "{acc} = {ctor}({acc} + {v})"),
     # NaN-propagating: once the accumulator is NaN it stays NaN.
     R.reduce_max_p: (-np.inf, "if {v} > {acc} or {v} != {v}: {acc} = {v}"),
     R.reduce_min_p: (np.inf, "if {v} < {acc} or {v} != {v}: {acc} = {v}"),
@@ -129,7 +129,7 @@ def elementwise_rule(eqn):
 
 def reduction_rule(eqn):
     entry = REDUCTIONS.get(eqn.prim)
-    if entry is None or eqn.inputs[0].aval.dtype.kind not in NUMBER:
+    if entry is None or eqn.inputs[0].aval.dtype.kind not in NUMBER or not eqn.params["axes"]:
         return None
     if entry[0] != 0 and eqn.inputs[0].aval.dtype.kind != "f":
         return None  # integer max/min need integer identities; NumPy does these
