@@ -6,12 +6,13 @@ array, so one module serves every shape with the same ranks, dtypes and
 broadcast pattern. Every generated statement is commented with the IR
 equation it implements."""
 import hashlib
+import itertools
 import re
 
 import numpy as np
 
 from ..ir import Literal, type_text
-from . import mathlib
+from . import intrinsics, mathlib
 from .fusion import Group, GuardCheck, Scalar, View, is_scalar
 from .rules import Ctx, REDUCTIONS, elementwise_rule
 
@@ -112,6 +113,10 @@ class _Module:
     def __init__(self):
         self.helpers = {}
         self.functions = []   # (text, eqn) of the groups' inner functions
+        self.intrinsics = {}
+
+    def intrinsic(self, name):
+        self.intrinsics[name] = intrinsics.SOURCE[name]
 
     def transcendental(self, name, dtype):
         # Vectorisable range reduction + polynomial (mathlib), pasted into the module:
@@ -187,7 +192,7 @@ def region_source(region):
             entry.emit(0, f"{name} = {names[id(eqn.inputs[0])]}.reshape(({', '.join(sizes)},))", eqn)
         else:
             group_number += 1
-            _group(module, entry, unit, f"{_NAME}_g{group_number}", names, stored_ids, size_names)
+            _group(module, entry, region, unit, f"{_NAME}_g{group_number}", names, stored_ids, size_names)
     for k, v in enumerate(scalar_outputs):
         params.append(f"o{k}")
         entry.emit(0, f"o{k}{_element(v.aval.shape)} = {names[id(v)]}")
@@ -195,7 +200,12 @@ def region_source(region):
     params.append("D")
 
     dim_lines = [(f"    d{k} = D[{k}]", None) for k in range(len(dims))]
-    lines = [(line, None) for line in ("import math", "import numba", "import numpy as np", "", "")]
+    lines = [(line, None) for line in ("import math", "import numba", "import numpy as np")]
+    if module.intrinsics:
+        lines += [(line, None) for line in intrinsics.IMPORTS.splitlines()]
+    lines += [("", None), ("", None)]
+    for helper in module.intrinsics.values():
+        lines += [(line, None) for line in helper.splitlines()] + [("", None)]
     for helper in module.helpers.values():
         lines += [(line, None) for line in helper.splitlines()] + [("", None)]
     lines += module.functions
@@ -210,29 +220,61 @@ def region_source(region):
                         equation_at_line)
 
 
-def _group(module, entry, group, fname, names, stored_ids, size_names):
-    """Emit one group's loop nest as an inner function, and its call in the entry."""
+def _live(group, stored_ids):
+    """The group's equations whose results are needed: stored, reduced, or used by such."""
+    needed = set()
+    live = []
+    for eqn in reversed(group.eqns):
+        out = id(eqn.out)
+        if out in stored_ids or out in group.reduced or out in needed:
+            live.append(eqn)
+            needed.update(id(a) for a in eqn.inputs)
+    return live[::-1]
+
+
+def _group(module, entry, region, group, fname, names, stored_ids, size_names):
+    """Emit one group's loop nest as an inner function, and its call in the entry.
+    Each statement sits in the outermost loop its operands allow (a row's value is
+    computed once per row, not once per element)."""
+    eqns = _live(group, stored_ids)
+    if not eqns:
+        return
     fn = _Function(module)
     shape = group.shape
     rank = len(shape)
-    loop_vars = [f"i{i}" for i in range(rank)]
-    reductions = [e for e in group.eqns if id(e.out) in group.reduced]
-    local = {}   # id(value) -> name inside the loop
+    levels = [[] for _ in range(rank + 1)]  # statements inside the first d loops, before loop d
+    after = [[] for _ in range(rank + 1)]   # statements inside the first d loops, after loop d
+    local = {}   # id(value) -> (name inside the loop, loop depth it depends on)
+    recomputed = region.recomputed
+    again = itertools.count()
     arrays, scalars = [], []
 
     def operand(a):
+        """(expression, depth) of an atom inside the loop nest."""
         if type(a) is Literal and is_scalar(a.aval):
-            return fn.literal(a.value, a.aval.dtype)
+            return fn.literal(a.value, a.aval.dtype), 0
         if id(a) in local:
             return local[id(a)]
+        if id(a) in recomputed:  # computed again here: cheaper than a store and a load
+            return define(recomputed[id(a)], f"r{next(again)}", "  (again)")
         name = names[id(a)]
         if name.startswith("s"):
             if name not in scalars:
                 scalars.append(name)
-            return name
+            return name, 0
         if name not in arrays:
             arrays.append(name)
-        return name + _index(a.aval.shape, shape)
+        index = _index(a.aval.shape, shape)
+        used = [int(i) for i in re.findall(r"i(\d+)", index)]
+        return name + index, (max(used) + 1 if used else 0)
+
+    def define(eqn, t, note=""):
+        parts = [operand(a) for a in eqn.inputs]
+        depth = max((d for _, d in parts), default=0)
+        levels[depth].append((f"# {describe(eqn)}{note}", eqn))
+        levels[depth].append((f"{t} = {fn.expression(eqn, [text for text, _ in parts])}", eqn))
+        local[id(eqn.out)] = (t, depth)
+        return t, depth
 
     def store(v):
         name = names[id(v)]
@@ -240,58 +282,53 @@ def _group(module, entry, group, fname, names, stored_ids, size_names):
             arrays.append(name)
         return name
 
-    inner = []   # (text, eqn) of the innermost loop body
-    for n, eqn in enumerate(group.eqns):
+    for n, eqn in enumerate(eqns):
         if id(eqn.out) in group.reduced:
             continue
-        t = local[id(eqn.out)] = f"t{n}"
-        inner.append((f"# {describe(eqn)}", eqn))
-        inner.append((f"{t} = {fn.expression(eqn, [operand(a) for a in eqn.inputs])}", eqn))
+        t, _ = define(eqn, f"t{n}")
         if id(eqn.out) in stored_ids:
-            inner.append((f"{store(eqn.out)}{_index(shape, shape)} = {t}", eqn))
+            levels[rank].append((f"{store(eqn.out)}{_index(shape, shape)} = {t}", eqn))
 
     results = []
-    if not reductions:
-        _nest(fn, loop_vars, inner)
-    else:
+    reductions = [e for e in eqns if id(e.out) in group.reduced]
+    if reductions:
         axes = group.axes
         suffix = tuple(axes) == tuple(range(rank - len(axes), rank))
-        inits, updates, finals = [], [], []
+        kept = rank - len(axes) if suffix else 0  # where the accumulators start
         for j, red in enumerate(reductions):
-            identity, update = REDUCTIONS[red.prim]
+            identity, update, calls = REDUCTIONS[red.prim]
+            for name in calls:
+                module.intrinsic(name)
             dtype = red.out.aval.dtype
             acc = f"acc{j}"
             init = fn.literal(identity, dtype)
-            step = [(line, red) for line in
-                    update.format(acc=acc, v=operand(red.inputs[0]), ctor=_CTOR[dtype.name]).split("\n")]
-            updates.append((f"# {describe(red)}", red))
+            value, _ = operand(red.inputs[0])
+            step = [(line, red) for line in update.format(acc=acc, v=value, ctor=_CTOR[dtype.name]).split("\n")]
+            levels[rank].append((f"# {describe(red)}", red))
             if is_scalar(red.out.aval):
-                inits.append((f"{acc} = {init}", red))
+                levels[0].append((f"{acc} = {init}", red))
+                levels[rank].extend(step)
                 results.append((red.out, acc))
-                updates += step
                 continue
             keep = red.params["keepdims"]
             out_index = [("0" if keep else None) if i in axes else f"i{i}" for i in range(rank)]
             out = f"{store(red.out)}[{', '.join(p for p in out_index if p is not None)}]"
             if suffix:
-                inits.append((f"{acc} = {init}", red))
-                updates += step
-                finals.append((f"{out} = {acc}", red))
+                levels[kept].append((f"{acc} = {init}", red))
+                levels[rank].extend(step)
+                after[kept].append((f"{out} = {acc}", red))
             else:  # reduced axes outside: accumulate in the output itself (contiguous inner loop)
-                inits.append((f"{store(red.out)}.fill({init})", red))
-                updates += [(f"{acc} = {out}", red)] + step + [(f"{out} = {acc}", red)]
-        if suffix:
-            outer, inner_vars = loop_vars[:rank - len(axes)], loop_vars[rank - len(axes):]
-            depth = _nest(fn, outer, [])
-            for text, eqn in inits:
-                fn.emit(depth, text, eqn)
-            _nest(fn, inner_vars, inner + updates, depth)
-            for text, eqn in finals:
-                fn.emit(depth, text, eqn)
-        else:
-            for text, eqn in inits:
-                fn.emit(0, text, eqn)
-            _nest(fn, loop_vars, inner + updates)
+                levels[0].append((f"{store(red.out)}.fill({init})", red))
+                levels[rank].extend([(f"{acc} = {out}", red)] + step + [(f"{out} = {acc}", red)])
+    for d in range(rank):
+        for text, eqn in levels[d]:
+            fn.emit(d, text, eqn)
+        fn.emit(d, f"for i{d} in range(n{d}):")
+    for text, eqn in levels[rank] or [("pass", None)]:
+        fn.emit(rank, text, eqn)
+    for d in reversed(range(rank)):
+        for text, eqn in after[d]:
+            fn.emit(d, text, eqn)
     if results:
         fn.emit(0, f"return ({''.join(acc + ', ' for _, acc in results)})")
 
@@ -302,7 +339,7 @@ def _group(module, entry, group, fname, names, stored_ids, size_names):
     module.functions += lines + [("", None)]
     call = f"{fname}({', '.join(sizes + arrays + scalars)})"
     entry.emit(0, "# one loop nest:")
-    for eqn in group.eqns:
+    for eqn in eqns:
         entry.emit(0, f"#   {describe(eqn)}", eqn)
     if results:
         targets = ""
@@ -312,16 +349,6 @@ def _group(module, entry, group, fname, names, stored_ids, size_names):
         entry.emit(0, f"{targets}= {call}")
     else:
         entry.emit(0, call)
-
-
-def _nest(fn, loop_vars, body, depth=0):
-    """Loops over `loop_vars` (bounds n<axis>) around `body`; the depth inside them."""
-    for var in loop_vars:
-        fn.emit(depth, f"for {var} in range(n{var[1:]}):")
-        depth += 1
-    for text, eqn in body:
-        fn.emit(depth, text, eqn)
-    return depth
 
 
 def driver_call(kernel, fn_name, use, define, constant, ir_text):

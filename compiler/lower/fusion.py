@@ -18,7 +18,7 @@ from tapejit.tracer.ops import shape as S
 
 from ..ir import Eqn, Guard, Literal, Var
 from ..passes.util import uses
-from .rules import elementwise_rule, reduction_rule
+from .rules import EXPENSIVE, RECOMPUTE_LIMIT, elementwise_rule, reduction_rule
 
 GUARD_KINDS = ("bool", "int", "float")
 
@@ -88,9 +88,10 @@ class GuardCheck:
 class Region:
     """Body items [start, end) as one entry function. `units` run in order;
     `inputs` come from before the region (array literals included), `outputs` are
-    used after it; `stored` are the non-scalar values written to arrays."""
+    used after it; `stored` are the non-scalar values written to arrays;
+    `recomputed` the values other loops compute again instead of reading."""
 
-    __slots__ = ("start", "end", "units", "inputs", "outputs", "stored", "guards", "eqns")
+    __slots__ = ("start", "end", "units", "inputs", "outputs", "stored", "recomputed", "guards", "eqns")
 
     def __init__(self, start, end):
         self.start = start
@@ -99,6 +100,7 @@ class Region:
         self.inputs = []
         self.outputs = []
         self.stored = []
+        self.recomputed = {}  # id(value) -> its equation, for values other loops compute again
         self.guards = []
         self.eqns = 0
 
@@ -239,13 +241,14 @@ def _connect(program, regions):
                     and id(unit.guard.input) not in seen:
                 seen.add(id(unit.guard.input))
                 region.inputs.append(unit.guard.input)
-        used_elsewhere = set()  # used by a unit other than the group computing it
+        loop_uses, other_uses = set(), set()  # values read by another group / by a statement, view or guard
         for unit in region.units:
             reads = [unit.guard.input] if type(unit) is GuardCheck else \
                 [a for eqn in _eqns(unit) for a in eqn.inputs]
             for a in reads:
                 if id(a) in home and home[id(a)] is not unit:
-                    used_elsewhere.add(id(a))
+                    (loop_uses if type(unit) is Group else other_uses).add(id(a))
+        cheap = _recomputable(region, home, last_use)
         for unit in region.units:
             for eqn in _eqns(unit):
                 out = eqn.out
@@ -253,8 +256,44 @@ def _connect(program, regions):
                 if after:
                     region.outputs.append(out)
                 if type(unit) is Group and not is_scalar(out.aval) and \
-                        (after or id(out) in used_elsewhere or id(out) in unit.reduced):
+                        (after or id(out) in unit.reduced or id(out) in other_uses
+                         or (id(out) in loop_uses and id(out) not in cheap)):
                     region.stored.append(out)
+                elif id(out) in cheap:
+                    region.recomputed[id(out)] = eqn
+
+
+def _recomputable(region, home, last_use):
+    """Values another loop can compute again from what it reads anyway, rather than
+    read from memory: cheap elementwise expressions (no transcendental, at most
+    RECOMPUTE_LIMIT operations) over the region's inputs, reduction totals and views."""
+    cost = {}
+
+    def of(v):
+        if id(v) in cost:
+            return cost[id(v)]
+        cost[id(v)] = None
+        group = home.get(id(v))
+        if group is None or id(v) in group.reduced or last_use.get(id(v), -1) >= region.end:
+            return None
+        eqn = next(e for e in group.eqns if e.out is v)
+        if eqn.prim in EXPENSIVE:
+            return None
+        total = 1
+        for a in eqn.inputs:
+            if type(a) is Var and id(a) in home and id(a) not in home[id(a)].reduced:
+                c = of(a)
+                if c is None:
+                    return None
+                total += c
+        if total <= RECOMPUTE_LIMIT:
+            cost[id(v)] = total
+        return cost[id(v)]
+
+    for group in (u for u in region.units if type(u) is Group):
+        for eqn in group.eqns:
+            of(eqn.out)
+    return {k for k, c in cost.items() if c is not None}
 
 
 def _eqns(unit):

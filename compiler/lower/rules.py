@@ -104,12 +104,17 @@ ELEMENTWISE = {
     S.broadcast_to_p: (ANY, lambda a, c: a[0]),
 }
 
-# primitive -> (identity element, update(acc, value) statement template)
+# Worth a store and a load rather than computing again in a second loop.
+EXPENSIVE = frozenset({E.exp_p, E.log_p, E.log1p_p, E.expm1_p, E.tanh_p, E.sigmoid_p, E.sin_p, E.cos_p,
+                       E.tan_p, E.erf_p, E.softplus_p, E.pow_p})
+RECOMPUTE_LIMIT = 8  # operations: a longer expression is stored once
+
+# primitive -> (identity element, update(acc, value) statement template, intrinsics it calls)
 REDUCTIONS = {
-    R.reduce_sum_p: (0, "{acc} = {ctor}({acc} + {v})"),
+    R.reduce_sum_p: (0, "{acc} = {ctor}({acc} + {v})", ()),
     # NaN-propagating: once the accumulator is NaN it stays NaN.
-    R.reduce_max_p: (-np.inf, "if {v} > {acc} or {v} != {v}: {acc} = {v}"),
-    R.reduce_min_p: (np.inf, "if {v} < {acc} or {v} != {v}: {acc} = {v}"),
+    R.reduce_max_p: (-np.inf, "{acc} = tj_maximum({acc}, {v})", ("tj_maximum",)),
+    R.reduce_min_p: (np.inf, "{acc} = tj_minimum({acc}, {v})", ("tj_minimum",)),
 }
 
 
