@@ -16,9 +16,12 @@ class GuardFailed(Exception):
     """A guard did not hold: this path does not apply to these inputs."""
 
     def __init__(self, guard, value):
-        super().__init__(guard.describe())
+        super().__init__()
         self.guard = guard
         self.value = value
+
+    def __str__(self):  # formatted only when shown: paths fail often on the hot path
+        return self.guard.describe()
 
 
 _STATE = threading.local()

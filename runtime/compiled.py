@@ -124,28 +124,46 @@ class CompiledFunction:
         # The hot path: flat positional tensors/floats/Variables, no tape, a cached path.
         # (flat_key inlined for the common all-Tensor call.)
         if not (kwargs or STATE.recorders or CONFIG.eager or self.static_argnames):
-            key = []
-            for leaf in args:
-                if type(leaf) is not Tensor:
-                    key = flat_key(args)
-                    break
-                v = leaf._value
-                key.append(v.shape)
-                key.append(v.dtype)
+            if len(args) == 1 and type(args[0]) is Tensor:
+                v = args[0]._value
+                key = (v.shape, v.dtype)
             else:
-                key = tuple(key)
-            if key is not None:
-                entry = self._entries.get(key)
-                if entry is not None and entry.paths:
-                    try:
-                        result = entry.paths[0].fast_call(args)
-                    except executor.GuardFailed as failure:
-                        entry.last_failure = failure
-                    else:
-                        self._hits += 1
-                        self._entries.move_to_end(key)
-                        return result
+                key = []
+                for leaf in args:
+                    if type(leaf) is not Tensor:
+                        key = flat_key(args)
+                        break
+                    v = leaf._value
+                    key.append(v.shape)
+                    key.append(v.dtype)
+                else:
+                    key = tuple(key)
+            entries = self._entries
+            entry = entries.get(key) if key is not None else None
+            if entry is not None and entry.paths:
+                try:
+                    result = entry.paths[0].fast_call(args)
+                except executor.GuardFailed as failure:
+                    entry.last_failure = failure
+                    return self._other_paths(entry, args, failure)
+                self._hits += 1
+                if len(entries) > 1:
+                    entries.move_to_end(key)
+                return result
         return self._call(args, kwargs)
+
+    def _other_paths(self, entry, args, failure):
+        """The hot path after the most recent path's guard failed: the others, best bet first."""
+        for path in _next_paths(entry.paths, entry.paths[0], failure):
+            try:
+                result = path.fast_call(args)
+            except executor.GuardFailed as again:
+                entry.last_failure = again
+                continue
+            self._hits += 1
+            _promote(entry, path, self._lock)
+            return result
+        return self._call(args, {})
 
     def _drop_programs(self):
         """A captured global or closure value was rebound: every program may have
@@ -186,7 +204,7 @@ class CompiledFunction:
         if entry.fallback:
             return self._eager(leaves, treedef, static)
         recording = bool(STATE.recorders)
-        for n, path in enumerate(entry.paths):
+        for path in list(entry.paths):
             try:
                 if recording:
                     result = self._execute(path, *_gather(leaves, path.program), leaves)
@@ -196,8 +214,7 @@ class CompiledFunction:
                 entry.last_failure = failure
                 continue
             self._hits += 1
-            if n:  # most recently successful path first
-                entry.paths.insert(0, entry.paths.pop(n))
+            _promote(entry, path, self._lock)
             return result
         return self._trace_and_run(entry, key, leaves, treedef, static)
 
@@ -469,6 +486,32 @@ def _trace_leaf(trace, leaf):
         trace.input(t)
         return WeakFloat(t)
     return leaf
+
+
+def _promote(entry, path, lock):
+    """Most recently successful path first."""
+    if entry.paths[0] is not path:
+        with lock:
+            if path in entry.paths:
+                entry.paths.remove(path)
+                entry.paths.insert(0, path)
+
+
+def _next_paths(paths, failed_path, failure):
+    """The paths to try after `failed_path` failed `failure`, best bet first: paths
+    traced with the failed bool guard's other outcome (the paths of a signature
+    share their program up to their first differing guard)."""
+    guard = failure.guard
+    rest = [p for p in paths if p is not failed_path]
+    if guard.kind != "bool":
+        return rest
+    outcome = not guard.expect
+
+    def took_other_branch(path):
+        guards = path.program.guards
+        return not (guard.index < len(guards) and guards[guard.index].kind == "bool"
+                    and guards[guard.index].expect == outcome)
+    return sorted(rest, key=took_other_branch)
 
 
 def _reference_failure(program, tensors):

@@ -45,14 +45,30 @@ def build_fast_call(program, run, input_leaves, out_def, name):
             globals_[f"W{n}"] = slot.variable
         lines.append(f"    var = {target}")
         lines.append(f"    var._tensor = wrap(asarray(writes[{n}], var._tensor._value.dtype))")
-    if out_def is nest.LEAF:  # core.wrap, inlined
-        lines.append("    out = new(Tensor)")
-        lines.append("    out._value = outs[0]")
-        lines.append("    return out")
-    else:
+    result = _literal(out_def, iter(range(len(program.outputs))))
+    if result is None:
         lines.append("    return unflatten(out_def, [wrap(o) for o in outs])")
+    else:
+        for n in range(len(program.outputs)):  # core.wrap, inlined
+            lines.append(f"    o{n} = new(Tensor)")
+            lines.append(f"    o{n}._value = outs[{n}]")
+        lines.append(f"    return {result}")
     source = "\n".join(lines) + "\n"
     filename = f"<tapejit call {name} {id(program):x}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     exec(compile(source, filename, "exec"), globals_)
     return globals_["call"]
+
+
+def _literal(treedef, numbers):
+    """Python source building the output structure from o0, o1, ... when it is made of
+    tuples, lists and leaves (else None: unflatten builds it)."""
+    if treedef.kind == "leaf":
+        return f"o{next(numbers)}"
+    if treedef.kind not in ("tuple", "list"):
+        return None
+    parts = [_literal(c, numbers) for c in treedef.children]
+    if any(p is None for p in parts):
+        return None
+    inside = "".join(p + ", " for p in parts)
+    return f"({inside})" if treedef.kind == "tuple" else f"[{inside}]"
