@@ -12,17 +12,19 @@ from tapejit.compiler.lower import codegen, fusion
 BACKENDS = ("numba", "numpy")
 
 
-def build_runner(program, backend):
+def build_runner(program, backend, parallel=False):
     if backend == "numpy":
         return executor.build(program)
     if backend != "numba":
         raise ValueError(f"tj.compile: unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
-    from . import kernel_cache
+    from . import kernel_cache, threads
     pretty(program)  # names the variables the kernel comments mention
     kernels = {}
+    overlap = not parallel or threads.use_threadsafe_layer()
     for region in fusion.plan(program):
-        source = codegen.region_source(region)
+        source = codegen.region_source(region, parallel)
         # The driver calls the dispatcher itself: no wrapper on the hot path.
-        kernels[region.start] = (source, kernel_cache.load_kernel(source.source, source.name).fn)
+        fn = kernel_cache.load_kernel(source.source, source.name).fn
+        kernels[region.start] = (source, fn if overlap else threads.serialised(fn))
     return executor.build(program, kernels)
 

@@ -19,6 +19,7 @@ from tapejit.tracer.core import STATE
 from tapejit.tracer.errors import CompileError
 from tapejit.tracer.tensor import Tensor, Variable
 
+from . import kernel_cache
 from .backends import BACKENDS
 from .config import CONFIG
 from .dispatch import build_fast_call, is_input_leaf
@@ -265,8 +266,10 @@ class CompiledFunction:
             entry.paths.insert(0, path)
             self._misses += 1
         inputs, reads = _gather(leaves, path.program)
+        compiles = kernel_cache.STATS["kernel_compiles"]
+        start = time.perf_counter()
         try:
-            return self._execute(path, inputs, reads, leaves)
+            result = self._execute(path, inputs, reads, leaves)
         except CompileError:
             # A path whose kernels do not compile must not stay cached (nor an empty entry).
             with self._lock:
@@ -275,6 +278,9 @@ class CompiledFunction:
                 if not entry.paths:
                     self._entries.pop(key, None)
             raise
+        if kernel_cache.STATS["kernel_compiles"] != compiles:  # Numba compiled on this first run
+            self._compile_seconds += time.perf_counter() - start
+        return result
 
     def _trace(self, key, leaves, treedef, static):
         start = time.perf_counter()
@@ -302,7 +308,7 @@ class CompiledFunction:
             STATE.recorders = saved
             trace.rollback()
         program = optimize(program, CONFIG.check_ir)
-        executable = Executable(program, self.backend)
+        executable = Executable(program, self.backend, bool(self.options["parallel"]))
         input_leaves = [(i, type(leaf) is float) for i, leaf in enumerate(leaves) if is_input_leaf(leaf)]
         path = Path(executable, out_def, 0.0, input_leaves, self.__name__)
         path.trace_seconds = elapsed = time.perf_counter() - start
@@ -358,7 +364,7 @@ class CompiledFunction:
         grad_ir = ""
         if has_grad:
             grad_ir = str(path.executable.derivative([t._value for t in tensors]).backward)
-        return Lowered(str(program), grad_ir, path.executable.run.source,
+        return Lowered(str(program), grad_ir, _sources(path.executable.run),
                        [g.describe() for g in program.guards])
 
     def explain(self, *args, **kwargs):
@@ -486,6 +492,13 @@ def _trace_leaf(trace, leaf):
         trace.input(t)
         return WeakFloat(t)
     return leaf
+
+
+def _sources(run):
+    """The driver's source, then each Numba kernel module it calls."""
+    from tapejit.compiler.lower.codegen import RegionSource
+    kernels = [v for v in run.__globals__.values() if type(v) is RegionSource]
+    return "\n\n".join([run.source] + [f"# ---- kernel module {k.name}\n{k.source}" for k in kernels])
 
 
 def _promote(entry, path, lock):

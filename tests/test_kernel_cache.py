@@ -375,3 +375,40 @@ def test_load_kernel_in_process(tmp_path, monkeypatch):
     assert _tmp_files(tmp_path) == []
     with pytest.raises(ValueError, match="defines no function"):
         kc.load_kernel(src, "k_missing")
+
+
+# A child process running one compiled function (value and gradient) and reporting its cache_info.
+COMPILED_CHILD = r'''
+import json, time
+start = time.perf_counter()
+import numpy as np
+import tapejit as tj
+from tapejit.runtime import kernel_cache as kc
+
+
+@tj.compile
+def step(x):
+    with tj.GradientTape() as tape:
+        tape.watch(x)
+        y = tj.reduce_sum(tj.tanh(x) * tj.exp(-x * x))
+    return y, tape.gradient(y, x)
+
+
+x = tj.constant(np.linspace(-2.0, 2.0, 64, dtype=np.float32))
+y, g = step(x)
+info = step.cache_info()
+print(json.dumps({"compile_seconds": info.compile_seconds, "compiles": kc.STATS["kernel_compiles"],
+                  "loads": kc.STATS["disk_cache_loads"], "seconds": time.perf_counter() - start,
+                  "y": float(y.numpy()), "g": g.numpy().tobytes().hex()}))
+'''
+
+
+def test_a_second_process_runs_a_compiled_function_without_compiling(tmp_path):
+    env = dict(os.environ, TAPEJIT_CACHE_DIR=str(tmp_path))
+    runs = [json.loads(subprocess.run([sys.executable, "-c", COMPILED_CHILD], env=env, capture_output=True,
+                                      text=True, check=True, timeout=300).stdout) for _ in range(2)]
+    cold, warm = runs
+    assert cold["compiles"] >= 1 and cold["compile_seconds"] > 0
+    # What is left of compile_seconds in the warm process is tracing (milliseconds).
+    assert warm["compiles"] == 0 and warm["loads"] >= 1 and warm["compile_seconds"] < 0.2 * cold["compile_seconds"]
+    assert (warm["y"], warm["g"]) == (cold["y"], cold["g"])

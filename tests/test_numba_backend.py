@@ -174,3 +174,63 @@ def test_eight_threads_with_mixed_shapes_and_paths_agree_with_a_serial_run():
         np.testing.assert_allclose(results[k], serial[k], rtol=2e-6)
     keys = {(tuple(x.shape), bool(np.sum(x.numpy()) > 0)) for x in inputs}
     assert f.cache_info().paths == len(keys)
+
+
+def parallel_work(x, w):
+    y = tj.tanh(x * w) + 0.5 * x                    # elementwise: rows split among threads
+    row_max = tj.reduce_max(y, axis=1)              # a row reduction: rows split
+    total = tj.reduce_sum(y * y)                    # a whole reduction: chunks with partial totals
+    return y, row_max, total
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_parallel_loops_agree_with_eager_above_and_below_the_threshold(dtype):
+    from tapejit.compiler.lower import codegen
+    f = tj.compile(parallel_work, parallel=True)
+    rng = np.random.default_rng(3)
+    for rows in (4, codegen.PARALLEL_MIN_ELEMENTS // 64 + 7):  # below, above the threshold
+        x = tj.constant(rng.standard_normal((rows, 64)).astype(dtype))
+        w = tj.constant(rng.standard_normal(64).astype(dtype))
+        for g, e in zip(f(x, w), parallel_work(x, w)):
+            tol = 1e-5 if dtype == np.float32 else 1e-12  # tanh(xw) + x/2 may cancel: atol too
+            np.testing.assert_allclose(g.numpy(), e.numpy(), rtol=tol, atol=tol)
+    assert "numba.prange" in kernel_sources(f)
+
+
+def kernel_sources(f):
+    from tapejit.compiler.lower.codegen import RegionSource
+    return "".join(v.source for p in (e.paths for e in f._entries.values()) for path in p
+                   for v in path.executable.run.__globals__.values() if isinstance(v, RegionSource))
+
+
+def test_eight_threads_calling_one_parallel_function_at_once_agree():
+    f = tj.compile(parallel_work, parallel=True)
+    x = tj.constant(np.random.default_rng(4).standard_normal((2048, 64)).astype(np.float32))
+    w = tj.ones((64,))
+    want = [a.numpy() for a in f(x, w)]
+    barrier = threading.Barrier(8)
+    results, errors = [], []
+
+    def work():
+        try:
+            barrier.wait()
+            for _ in range(5):
+                results.append([a.numpy() for a in f(x, w)])
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(results) == 40
+    for got in results:
+        for g, e in zip(got, want):
+            np.testing.assert_array_equal(g, e)
+
+
+def test_long_float32_sums_stay_accurate():
+    x = np.full(3_000_001, 0.1, np.float32)  # a float32 running sum would drift far off
+    got = float(tj.compile(lambda a: tj.reduce_sum(a * 1.0))(tj.constant(x)).numpy())
+    assert abs(got - float(np.sum(x.astype(np.float64)))) <= 1e-6 * abs(got)

@@ -14,22 +14,28 @@ import numpy as np
 from ..ir import Literal, type_text
 from . import intrinsics, mathlib
 from .fusion import Group, GuardCheck, Scalar, View, is_scalar
-from .rules import Ctx, REDUCTIONS, elementwise_rule
+from .rules import Ctx, REDUCTIONS, accumulator_dtype, elementwise_rule
 
 # Loops without reductions get no fastmath: each operation rounds as NumPy's does,
 # so fused arithmetic equals eager bit for bit (no FMA contraction, no
 # reassociation, signed zeros kept). Loops with reductions get `reassoc` so the
-# accumulation vectorises (NumPy sums pairwise; the order differs, within rtol).
+# accumulation vectorises (NumPy sums pairwise; the order differs, within rtol;
+# float32 sums accumulate in float64, see rules.accumulator_dtype).
 REDUCTION_FASTMATH = "{'reassoc'}"
 ENTRY_DECORATOR = "@numba.njit(cache=True, error_model='numpy')"
+# With parallel=True, loop nests over at least this many elements run on several
+# threads (NUMBA_NOTES section 5: break-even ~30-50k elements on 2 cores).
+PARALLEL_MIN_ELEMENTS = 65536
+PARALLEL_CHUNKS = 64  # a fully reduced loop splits into this many partial totals
 _CTOR = {"float32": "np.float32", "float64": "np.float64", "int32": "np.int32", "int64": "np.int64",
          "bool": "np.bool_"}
 _NAME = "KERNEL"  # stands for the content-hashed name until the source is complete
 
 
-def _group_decorator(reduces):
+def _group_decorator(reduces, parallel):
     fastmath = f", fastmath={REDUCTION_FASTMATH}" if reduces else ""
-    return f"@numba.njit(error_model='numpy', no_cpython_wrapper=True, no_cfunc_wrapper=True{fastmath})"
+    threads = ", parallel=True" if parallel else ""
+    return f"@numba.njit(error_model='numpy', no_cpython_wrapper=True, no_cfunc_wrapper=True{fastmath}{threads})"
 
 
 class RegionSource:
@@ -127,9 +133,9 @@ class _Module:
         return fn
 
 
-def region_source(region):
+def region_source(region, parallel=False):
     """The module source of one region (the program was printed first, so its
-    variables have names for the comments)."""
+    variables have names for the comments). parallel: large loop nests use threads."""
     module = _Module()
     entry = _Function(module)
     names = {}
@@ -192,7 +198,8 @@ def region_source(region):
             entry.emit(0, f"{name} = {names[id(eqn.inputs[0])]}.reshape(({', '.join(sizes)},))", eqn)
         else:
             group_number += 1
-            _group(module, entry, region, unit, f"{_NAME}_g{group_number}", names, stored_ids, size_names)
+            _group(module, entry, region, unit, f"{_NAME}_g{group_number}", names, stored_ids, size_names,
+                   parallel)
     for k, v in enumerate(scalar_outputs):
         params.append(f"o{k}")
         entry.emit(0, f"o{k}{_element(v.aval.shape)} = {names[id(v)]}")
@@ -232,7 +239,7 @@ def _live(group, stored_ids):
     return live[::-1]
 
 
-def _group(module, entry, region, group, fname, names, stored_ids, size_names):
+def _group(module, entry, region, group, fname, names, stored_ids, size_names, parallel):
     """Emit one group's loop nest as an inner function, and its call in the entry.
     Each statement sits in the outermost loop its operands allow (a row's value is
     computed once per row, not once per element)."""
@@ -289,8 +296,9 @@ def _group(module, entry, region, group, fname, names, stored_ids, size_names):
         if id(eqn.out) in stored_ids:
             levels[rank].append((f"{store(eqn.out)}{_index(shape, shape)} = {t}", eqn))
 
-    results = []
+    results = []  # the one-number reductions: (value, accumulator, identity, update template)
     reductions = [e for e in eqns if id(e.out) in group.reduced]
+    suffix = True
     if reductions:
         axes = group.axes
         suffix = tuple(axes) == tuple(range(rank - len(axes), rank))
@@ -299,16 +307,15 @@ def _group(module, entry, region, group, fname, names, stored_ids, size_names):
             identity, update, calls = REDUCTIONS[red.prim]
             for name in calls:
                 module.intrinsic(name)
-            dtype = red.out.aval.dtype
+            dtype = accumulator_dtype(red)
             acc = f"acc{j}"
             init = fn.literal(identity, dtype)
             value, _ = operand(red.inputs[0])
-            step = [(line, red) for line in update.format(acc=acc, v=value, ctor=_CTOR[dtype.name]).split("\n")]
+            step = _step(update, acc, value, dtype, red)
             levels[rank].append((f"# {describe(red)}", red))
             if is_scalar(red.out.aval):
-                levels[0].append((f"{acc} = {init}", red))
                 levels[rank].extend(step)
-                results.append((red.out, acc))
+                results.append((red, acc, init, update))
                 continue
             keep = red.params["keepdims"]
             out_index = [("0" if keep else None) if i in axes else f"i{i}" for i in range(rank)]
@@ -320,21 +327,26 @@ def _group(module, entry, region, group, fname, names, stored_ids, size_names):
             else:  # reduced axes outside: accumulate in the output itself (contiguous inner loop)
                 levels[0].append((f"{store(red.out)}.fill({init})", red))
                 levels[rank].extend([(f"{acc} = {out}", red)] + step + [(f"{out} = {acc}", red)])
-    for d in range(rank):
-        for text, eqn in levels[d]:
-            fn.emit(d, text, eqn)
-        fn.emit(d, f"for i{d} in range(n{d}):")
-    for text, eqn in levels[rank] or [("pass", None)]:
-        fn.emit(rank, text, eqn)
-    for d in reversed(range(rank)):
-        for text, eqn in after[d]:
-            fn.emit(d, text, eqn)
+    # Threads split the outermost loop: rows (each writes its own outputs), or chunks
+    # of it with one partial total each when the whole iteration space is reduced.
+    split = None
+    if parallel and suffix:
+        split = "chunks" if results else "rows"
+    if split is None:
+        _emit_nest(fn, 0, rank, levels, after, results, None)
+    else:
+        total = " * ".join(f"n{d}" for d in range(rank))
+        fn.emit(0, f"if {total} < {PARALLEL_MIN_ELEMENTS}:")
+        _emit_nest(fn, 1, rank, levels, after, results, None)
+        fn.emit(0, "else:")
+        _emit_nest(fn, 1, rank, levels, after, results, split)
     if results:
-        fn.emit(0, f"return ({''.join(acc + ', ' for _, acc in results)})")
+        totals = "".join(f"{_CTOR[red.out.aval.dtype.name]}({acc}), " for red, acc, _, _ in results)
+        fn.emit(0, f"return ({totals})")
 
     sizes = size_names(shape)
     signature = [f"n{i}" for i in range(rank)] + arrays + scalars
-    lines = [("", None), (_group_decorator(bool(reductions)), None),
+    lines = [("", None), (_group_decorator(bool(reductions), split is not None), None),
              (f"def {fname}({', '.join(signature)}):", None)] + fn.body()
     module.functions += lines + [("", None)]
     call = f"{fname}({', '.join(sizes + arrays + scalars)})"
@@ -343,12 +355,55 @@ def _group(module, entry, region, group, fname, names, stored_ids, size_names):
         entry.emit(0, f"#   {describe(eqn)}", eqn)
     if results:
         targets = ""
-        for v, _ in results:
-            names[id(v)] = f"s{len(names)}"
-            targets += names[id(v)] + ", "
+        for red, _, _, _ in results:
+            names[id(red.out)] = f"s{len(names)}"
+            targets += names[id(red.out)] + ", "
         entry.emit(0, f"{targets}= {call}")
     else:
         entry.emit(0, call)
+
+
+def _step(update, acc, value, dtype, eqn):
+    return [(line, eqn) for line in update.format(acc=acc, v=value, ctor=_CTOR[dtype.name]).split("\n")]
+
+
+def _emit_nest(fn, base, rank, levels, after, results, split):
+    """The loop nest at indentation `base`: statements of level d before loop d,
+    `after[d]` once loop d is done; split: None, "rows" (prange over the outermost
+    loop) or "chunks" (prange over chunks of it, partial totals combined after)."""
+    shift = base
+    for d in range(rank):
+        for text, eqn in levels[d]:
+            fn.emit(shift + d, text, eqn)
+        if d == 0 and split == "chunks":
+            fn.emit(base, f"chunks = min(n0, {PARALLEL_CHUNKS})")
+            for red, acc, _, _ in results:
+                fn.emit(base, f"part_{acc} = np.empty(chunks, {_CTOR[accumulator_dtype(red).name]})", red)
+            fn.emit(base, "for chunk in numba.prange(chunks):")
+            shift += 1
+            for red, acc, init, _ in results:
+                fn.emit(shift, f"{acc} = {init}", red)
+            fn.emit(shift, "for i0 in range(chunk * n0 // chunks, (chunk + 1) * n0 // chunks):")
+            continue
+        if d == 0 and split is None:
+            for red, acc, init, _ in results:
+                fn.emit(shift, f"{acc} = {init}", red)
+        loop = "numba.prange" if d == 0 and split == "rows" else "range"
+        fn.emit(shift + d, f"for i{d} in {loop}(n{d}):")
+    for text, eqn in levels[rank] or [("pass", None)]:
+        fn.emit(shift + rank, text, eqn)
+    for d in reversed(range(rank)):
+        for text, eqn in after[d]:
+            fn.emit(shift + d, text, eqn)
+    if split == "chunks":
+        for red, acc, _, _ in results:
+            fn.emit(shift, f"part_{acc}[chunk] = {acc}", red)
+        for red, acc, init, _ in results:
+            fn.emit(base, f"{acc} = {init}", red)
+        fn.emit(base, "for chunk in range(chunks):")
+        for red, acc, _, update in results:
+            for text, eqn in _step(update, acc, f"part_{acc}[chunk]", accumulator_dtype(red), red):
+                fn.emit(base + 1, text, eqn)
 
 
 def driver_call(kernel, fn_name, use, define, constant, ir_text):

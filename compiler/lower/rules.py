@@ -111,11 +111,20 @@ RECOMPUTE_LIMIT = 8  # operations: a longer expression is stored once
 
 # primitive -> (identity element, update(acc, value) statement template, intrinsics it calls)
 REDUCTIONS = {
-    R.reduce_sum_p: (0, "{acc} = {ctor}({acc} + {v})", ()),
+    R.reduce_sum_p: (0, "{acc} = {acc} + {ctor}({v})", ()),
     # NaN-propagating: once the accumulator is NaN it stays NaN.
     R.reduce_max_p: (-np.inf, "{acc} = tj_maximum({acc}, {v})", ("tj_maximum",)),
     R.reduce_min_p: (np.inf, "{acc} = tj_minimum({acc}, {v})", ("tj_minimum",)),
 }
+
+
+def accumulator_dtype(eqn):
+    """float32 sums accumulate in float64: one long loop (or a few SIMD lanes) adds
+    millions of terms in turn, where NumPy's pairwise sum keeps the error O(log n)."""
+    dtype = eqn.out.aval.dtype
+    if eqn.prim is R.reduce_sum_p and dtype == np.float32:
+        return np.dtype(np.float64)
+    return dtype
 
 
 def elementwise_rule(eqn):
