@@ -229,8 +229,17 @@ def sparse_softmax_cross_entropy_with_logits(labels=None, logits=None, name=None
     classes = logits._value.shape[-1]
     if labels._value.size and (labels._value.min() < 0 or labels._value.max() >= classes):
         raise ValueError(f"tj.nn.sparse_softmax_cross_entropy_with_logits: labels must lie in [0, {classes})")
-    hot = one_hot(labels, classes, dtype=logits.dtype)
-    return -reduce_sum(hot * log_softmax(logits), -1)
+    if logits._value.dtype.kind != "f":
+        raise DTypeError(f"tj.nn.sparse_softmax_cross_entropy_with_logits: logits have {describe(logits)}, "
+                         "but it accepts only float32, float64")
+    # log(sum(exp(shifted))) - shifted[label], as TensorFlow's fused kernel. The label's
+    # logit is picked by a select, not a one-hot product: its gradient is then a select
+    # too, and forward and backward take three passes over the logits when fused.
+    m = stop_gradient(reduce_max(logits, -1, keepdims=True))
+    shifted = logits - where(is_inf(m), 0, m)
+    classes_iota = core.wrap(np.arange(classes, dtype=labels._value.dtype))
+    picked = equal(expand_dims(labels, -1), classes_iota)
+    return log(reduce_sum(exp(shifted), -1)) - reduce_sum(where(picked, shifted, 0), -1)
 
 
 @_public

@@ -20,7 +20,7 @@ from .rules import Ctx, REDUCTIONS, accumulator_dtype, elementwise_rule
 # so fused arithmetic equals eager bit for bit (no FMA contraction, no
 # reassociation, signed zeros kept). Loops with reductions get `reassoc` so the
 # accumulation vectorises (NumPy sums pairwise; the order differs, within rtol;
-# float32 sums accumulate in float64, see rules.accumulator_dtype).
+# float32 totals of whole arrays accumulate in float64, see rules.accumulator_dtype).
 REDUCTION_FASTMATH = "{'reassoc'}"
 ENTRY_DECORATOR = "@numba.njit(cache=True, error_model='numpy')"
 # With parallel=True, loop nests over at least this many elements run on several

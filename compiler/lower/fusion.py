@@ -136,6 +136,9 @@ def _schedule(body, start, end):
     region = Region(start, end)
     unit_of = {}     # id(value) -> index of the unit that defines it
     first_open = 0   # groups before a guard are closed: what follows must not run before it
+    # Views come first: a reshaped array is ready when its source is (arrays are the
+    # entry's parameters), so a loop may read it wherever its source may be read.
+    views = []
     for item in body[start:end]:
         if type(item) is Guard:
             region.units.append(GuardCheck(item, len(region.guards) + 1))
@@ -147,7 +150,9 @@ def _schedule(body, start, end):
         if is_scalar(out.aval) and all(is_scalar(a.aval) for a in item.inputs):
             unit = Scalar(item)
         elif is_view(item):
-            unit = View(item)
+            views.append(View(item))
+            unit_of[id(out)] = unit_of.get(id(item.inputs[0]), -1)
+            continue
         else:
             unit = _join(region, item, unit_of, first_open)
             if unit is not None:
@@ -157,6 +162,7 @@ def _schedule(body, start, end):
             _add(unit, item)
         unit_of[id(out)] = len(region.units)
         region.units.append(unit)
+    region.units = views + region.units
     return region
 
 
