@@ -1,7 +1,8 @@
 """Value and gradient per call on the workloads of issue 4's "Speed" table, side by
-side in one run: tapejit eager (tapes, no compile), @tj.compile with backend="numpy"
-and backend="numba", and hand-written NumPy (forward and backward by hand); JAX
-(jax.jit of value_and_grad) and PyTorch (eager) when importable.
+side in one run: tapejit eager (tapes, no compile), @tj.compile with backend="numpy",
+backend="numba" and backend="numba" with parallel=True, and hand-written NumPy
+(forward and backward by hand); JAX (jax.jit of value_and_grad), PyTorch eager and,
+with --torch-compile, torch.compile, when importable (`pip install -e ".[bench]"`).
 
 Every system's values and gradients are checked against a float64 NumPy reference
 before timing (and again after timing, for the stateless workloads); a system that
@@ -12,12 +13,15 @@ how many it loaded from the disk cache (TAPEJIT_CACHE_DIR; --cold-cache uses a f
 empty directory, so the first-call column shows a cold compile). The first Numba row of
 a run also pays Numba's one-off start in the process (LLVM initialisation, ~0.2-0.4 s).
 
-    python -m benchmarks.workloads [--quick] [--workloads seed,mlp] [--repeats N] [--cold-cache]
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \
+        python -m benchmarks.workloads [--quick] [--workloads seed,mlp] [--repeats N] [--cold-cache] [--torch-compile]
 
 On a shared machine, a process holding one core slows OpenBLAS's two-thread matmul
 10-30x (threads spin waiting for each other), which swamps the mlp rows; rerun with
 OPENBLAS_NUM_THREADS=1 to see them without that. Issue 4 asks to unset
-OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE in the benchmark command only; the header shows them.
+OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE in the benchmark command only (they hold
+OpenBLAS to its AVX2 kernels); the header shows them and, with threadpoolctl, which
+kernel OpenBLAS picked.
 
 Workloads (float32): seed, transcendental, mlp, softmax_xent, control_flow (an `if`
 whose branch alternates between calls, and a `while` whose trip count depends on the
@@ -38,6 +42,7 @@ import numpy as np
 RTOL = 1e-3  # float32 results against the float64 reference
 # Shown in the header: they decide which OpenBLAS kernel and how many threads the BLAS-bound rows use.
 BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+TORCH_COMPILE = False  # --torch-compile: add torch.compile rows (each compiles for tens of seconds)
 
 
 # ============================================================================ timing
@@ -145,10 +150,10 @@ def tapejit_builders(make_fn, inputs):
     function of tensors; inputs(data) gives the per-call argument tuples."""
     import tapejit as tj
 
-    def build(backend):
+    def build(backend, parallel=False):
         def builder(data):
             args = [tuple(tj.constant(a) if isinstance(a, np.ndarray) else a for a in call) for call in inputs(data)]
-            fn = make_fn() if backend is None else tj.compile(make_fn(), backend=backend)
+            fn = make_fn() if backend is None else tj.compile(make_fn(), backend=backend, parallel=parallel)
             compiled = None if backend is None else fn
             if len(args) == 1:
                 (a,) = args
@@ -157,7 +162,7 @@ def tapejit_builders(make_fn, inputs):
         return builder
 
     return {"tapejit eager": build(None), "tapejit compiled numpy": build("numpy"),
-            "tapejit compiled numba": build("numba")}
+            "tapejit compiled numba": build("numba"), "tapejit compiled numba parallel": build("numba", True)}
 
 
 def numpy_builder(fn, inputs):
@@ -336,7 +341,7 @@ def mlp_reference(d):
 def mlp_tapejit_builders():
     import tapejit as tj
 
-    def build(backend):
+    def build(backend, parallel=False):
         def builder(data):
             params = [tj.Variable(data[k].copy()) for k in MLP_PARAMS]
             w1, b1, w2, b2 = params
@@ -351,14 +356,14 @@ def mlp_tapejit_builders():
                     var.assign_sub(lr * grad)
                 return loss
 
-            compiled = None if backend is None else tj.compile(mlp_step, backend=backend)
+            compiled = None if backend is None else tj.compile(mlp_step, backend=backend, parallel=parallel)
             fn = compiled or mlp_step
             x, y = tj.constant(data["x"]), tj.constant(data["y"])
             return (lambda: fn(x, y, MLP_LR)), (lambda loss: tj_outputs([loss] + params)), compiled
         return builder
 
     return {"tapejit eager": build(None), "tapejit compiled numpy": build("numpy"),
-            "tapejit compiled numba": build("numba")}
+            "tapejit compiled numba": build("numba"), "tapejit compiled numba parallel": build("numba", True)}
 
 
 def mlp_numpy_builder(data):
@@ -659,7 +664,18 @@ def torch_builder(fn, inputs):
         def outputs(result):  # one result per call: a tensor or a tuple of tensors
             return [t.detach().numpy() for r in result for t in (r if isinstance(r, (list, tuple)) else [r])]
         return (lambda: [fn(*a) for a in args]), outputs, None
-    return {"PyTorch eager": builder}
+
+    def compiled_builder(data):  # torch.compile of the same function (Inductor, C++ kernels)
+        import torch
+        run, outputs, _ = builder(data)
+        compiled = torch.compile(fn)
+        args = [tuple(torch.from_numpy(a.astype(np.int64) if a.dtype == np.int32 else a) for a in call)
+                for call in inputs(data)]
+        return (lambda: [compiled(*a) for a in args]), outputs, None
+    rows = {"PyTorch eager": builder}
+    if TORCH_COMPILE:
+        rows["torch.compile"] = compiled_builder
+    return rows
 
 
 # ============================================================================ registry
@@ -814,6 +830,18 @@ def print_table(workload, rows):
     sys.stdout.flush()
 
 
+def blas_kernels():
+    """Which BLAS libraries and kernels NumPy (and the peers) loaded, as threadpoolctl sees them."""
+    try:
+        import threadpoolctl
+    except ImportError:
+        return "threadpoolctl not installed"
+    np.ones((2, 2)) @ np.ones((2, 2))  # load BLAS
+    infos = threadpoolctl.threadpool_info()
+    return ", ".join(f"{i.get('internal_api')} {i.get('version')} {i.get('architecture', '')} "
+                     f"{i.get('num_threads')} threads" for i in infos if i.get("user_api") == "blas") or "no BLAS seen"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes and fewer repeats (< ~3 min)")
@@ -821,7 +849,10 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=None, help="timed batches per system (default 7 quick, 15)")
     parser.add_argument("--cold-cache", action="store_true",
                         help="point TAPEJIT_CACHE_DIR at a fresh empty directory (cold Numba compiles)")
+    parser.add_argument("--torch-compile", action="store_true", help="add torch.compile rows (slow to compile)")
     args = parser.parse_args(argv)
+    global TORCH_COMPILE
+    TORCH_COMPILE = args.torch_compile
     repeats = args.repeats or (7 if args.quick else 15)
     if args.cold_cache:
         os.environ["TAPEJIT_CACHE_DIR"] = tempfile.mkdtemp(prefix="tapejit-bench-cache-")
@@ -843,7 +874,7 @@ def main(argv=None):
           f"Python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs")
     blas_env = ", ".join(f"{k}={os.environ.get(k, '(unset)')}" for k in BLAS_ENV)
     print(f"kernel cache: {cache_dir()}{' (fresh, cold)' if args.cold_cache else ''}; {'; '.join(peers)}")
-    print(f"BLAS: {blas_env}")
+    print(f"BLAS: {blas_env}; {blas_kernels()}")
     print(f"load average {os.getloadavg()[0]:.2f} at start (other work on the machine skews every row; "
           f"rows are timed in interleaved rounds so that it skews them alike)")
     print(f"median of {repeats} repeats per call (value and gradient), first call timed apart; "

@@ -28,6 +28,7 @@ from .executable import Executable
 from .signature import describe_part, flat_key, key_parts, signature, unflatten_call
 
 CacheInfo = collections.namedtuple("CacheInfo", "hits misses traces paths compile_seconds")
+_NO_PATH = object()  # no compiled path's guards hold
 
 
 class Path:
@@ -155,16 +156,23 @@ class CompiledFunction:
 
     def _other_paths(self, entry, args, failure):
         """The hot path after the most recent path's guard failed: the others, best bet first."""
-        for path in _next_paths(entry.paths, entry.paths[0], failure):
+        result = self._first_path(entry, _next_paths(entry.paths, entry.paths[0], failure),
+                                  lambda path: path.fast_call(args))
+        return self._call(args, {}) if result is _NO_PATH else result
+
+    def _first_path(self, entry, paths, run):
+        """run(path) for the first of `paths` whose guards hold (it is tried first next
+        time), or _NO_PATH."""
+        for path in paths:
             try:
-                result = path.fast_call(args)
-            except executor.GuardFailed as again:
-                entry.last_failure = again
+                result = run(path)
+            except executor.GuardFailed as failure:
+                entry.last_failure = failure
                 continue
             self._hits += 1
             _promote(entry, path, self._lock)
             return result
-        return self._call(args, {})
+        return _NO_PATH
 
     def _drop_programs(self):
         """A captured global or closure value was rebound: every program may have
@@ -204,20 +212,16 @@ class CompiledFunction:
     def _run(self, entry, key, leaves, treedef, static):
         if entry.fallback:
             return self._eager(leaves, treedef, static)
-        recording = bool(STATE.recorders)
-        for path in list(entry.paths):
-            try:
-                if recording:
-                    result = self._execute(path, *_gather(leaves, path.program), leaves)
-                else:
-                    result = path.fast_call(leaves)
-            except executor.GuardFailed as failure:
-                entry.last_failure = failure
-                continue
-            self._hits += 1
-            _promote(entry, path, self._lock)
-            return result
-        return self._trace_and_run(entry, key, leaves, treedef, static)
+        if STATE.recorders:
+            def run(path):
+                return self._execute(path, *_gather(leaves, path.program), leaves)
+        else:
+            def run(path):
+                return path.fast_call(leaves)
+        result = self._first_path(entry, list(entry.paths), run)
+        if result is _NO_PATH:
+            return self._trace_and_run(entry, key, leaves, treedef, static)
+        return result
 
     def _execute(self, path, inputs, reads, leaves):
         program = path.program

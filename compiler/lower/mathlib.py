@@ -223,11 +223,11 @@ def _lit(v):
     return repr(float(v))
 
 
-def _horner(var, coeffs, out):
-    """`out` = sum(coeffs[i] * var**i)."""
-    lines = [f"{out} = {_lit(coeffs[-1])}"]
+def _horner(var, coeffs, out, literal=_lit):
+    """`out` = sum(coeffs[i] * var**i), the coefficients spelt by `literal`."""
+    lines = [f"{out} = {literal(coeffs[-1])}"]
     for c in reversed(coeffs[:-1]):
-        lines.append(f"{out} = {out} * {var} + {_lit(c)}")
+        lines.append(f"{out} = {out} * {var} + {literal(c)}")
     return lines
 
 
@@ -480,14 +480,6 @@ def _f32(v):
     return f"np.float32({_lit(v)})"
 
 
-def _horner32(var, coeffs, out):
-    """`out` = sum(coeffs[i] * var**i) in float32 (typed literals: a bare float would promote)."""
-    lines = [f"{out} = {_f32(coeffs[-1])}"]
-    for c in reversed(coeffs[:-1]):
-        lines.append(f"{out} = {out} * {var} + {_f32(c)}")
-    return lines
-
-
 def _i32(expr):
     return f"np.int32({expr})"
 
@@ -504,7 +496,7 @@ def _exp32f_core(src, out):
             f"r = {src} - qf * {_f32(LN2_HI32)}",
             f"r = V({_i32('V(r, np.int32) + Z')}, np.float32)",
             f"r = r - qf * {_f32(LN2_LO32)}",
-            *_horner32("r", EXP32F_P[1:], "u"),
+            *_horner("r", EXP32F_P[1:], "u", _f32),  # typed literals (a bare float would promote)
             f"u = u * r + {_f32(EXP32F_P[0])}",
             f"p = {_f32(1.0)} + ((r * r) * u + r)",
             "qi = np.int32(qf)",
@@ -561,7 +553,7 @@ def _tanh_f32():
             "e = exp(-2|x|) (no cancellation there: e <= 1/3), <= 2 ulp."]
     body = [_Z32,
             "z = x * x",
-            *_horner32("z", TANH32F_P, "pp"),
+            *_horner("z", TANH32F_P, "pp", _f32),
             "small = x + x * (z * pp)",
             "xq = -min(np.float32(20.0), np.float32(2.0) * abs(x))",  # NaN-free; tanh(10) == 1 in float32
             *_exp32f_core("xq", "e"),
