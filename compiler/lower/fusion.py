@@ -125,11 +125,17 @@ def plan(program):
         while n < len(body) and lowers(body[n]):
             n += 1
         region = _schedule(body, start, n)
-        # A lone equation gains nothing from a kernel (NumPy's loop is as good) but would cost a compile.
-        if region.eqns >= 2:
+        if _worth_compiling(region):
             regions.append(region)
     _connect(program, regions)
     return regions
+
+
+def _worth_compiling(region):
+    """A compile costs 0.1-1 s. Without a loop nest, NumPy's scalar arithmetic is cheap
+    enough; a lone equation or two unfused ones gain little over NumPy's own loops."""
+    groups = [u for u in region.units if type(u) is Group]
+    return bool(groups) and (region.eqns >= 3 or any(len(g.eqns) >= 2 for g in groups))
 
 
 def _schedule(body, start, end):
