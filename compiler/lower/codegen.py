@@ -27,6 +27,7 @@ ENTRY_DECORATOR = "@numba.njit(cache=True, error_model='numpy')"
 # threads (NUMBA_NOTES section 5: break-even ~30-50k elements on 2 cores).
 PARALLEL_MIN_ELEMENTS = 65536
 PARALLEL_CHUNKS = 64  # a fully reduced loop splits into this many partial totals
+SUM_BLOCK = 1024      # float32 whole-array sums: elements per float32 partial total
 _CTOR = {"float32": "np.float32", "float64": "np.float64", "int32": "np.int32", "int64": "np.int64",
          "bool": "np.bool_"}
 _NAME = "KERNEL"  # stands for the content-hashed name until the source is complete
@@ -299,6 +300,7 @@ def _group(module, entry, region, group, fname, names, stored_ids, size_names, p
     results = []  # the one-number reductions: (value, accumulator, identity, update template)
     reductions = [e for e in eqns if id(e.out) in group.reduced]
     suffix = True
+    blocked = []
     if reductions:
         axes = group.axes
         suffix = tuple(axes) == tuple(range(rank - len(axes), rank))
@@ -311,7 +313,11 @@ def _group(module, entry, region, group, fname, names, stored_ids, size_names, p
             acc = f"acc{j}"
             init = fn.literal(identity, dtype)
             value, _ = operand(red.inputs[0])
-            step = _step(update, acc, value, dtype, red)
+            if dtype != red.out.aval.dtype:  # a float32 whole-array sum: float32 blocks
+                blocked.append((acc, fn.literal(identity, red.out.aval.dtype), red))
+                step = _step(update, acc + "_b", value, red.out.aval.dtype, red)
+            else:
+                step = _step(update, acc, value, dtype, red)
             levels[rank].append((f"# {describe(red)}", red))
             if is_scalar(red.out.aval):
                 levels[rank].extend(step)
@@ -333,13 +339,13 @@ def _group(module, entry, region, group, fname, names, stored_ids, size_names, p
     if parallel and suffix:
         split = "chunks" if results else "rows"
     if split is None:
-        _emit_nest(fn, 0, rank, levels, after, results, None)
+        _emit_nest(fn, 0, rank, levels, after, results, None, blocked)
     else:
         total = " * ".join(f"n{d}" for d in range(rank))
         fn.emit(0, f"if {total} < {PARALLEL_MIN_ELEMENTS}:")
-        _emit_nest(fn, 1, rank, levels, after, results, None)
+        _emit_nest(fn, 1, rank, levels, after, results, None, blocked)
         fn.emit(0, "else:")
-        _emit_nest(fn, 1, rank, levels, after, results, split)
+        _emit_nest(fn, 1, rank, levels, after, results, split, blocked)
     if results:
         totals = "".join(f"{_CTOR[red.out.aval.dtype.name]}({acc}), " for red, acc, _, _ in results)
         fn.emit(0, f"return ({totals})")
@@ -367,14 +373,18 @@ def _step(update, acc, value, dtype, eqn):
     return [(line, eqn) for line in update.format(acc=acc, v=value, ctor=_CTOR[dtype.name]).split("\n")]
 
 
-def _emit_nest(fn, base, rank, levels, after, results, split):
+def _emit_nest(fn, base, rank, levels, after, results, split, blocked):
     """The loop nest at indentation `base`: statements of level d before loop d,
-    `after[d]` once loop d is done; split: None, "rows" (prange over the outermost
-    loop) or "chunks" (prange over chunks of it, partial totals combined after)."""
+    `after[d]` once loop d is done. split: None, "rows" (prange over the outermost
+    loop) or "chunks" (prange over chunks of it, partial totals combined after).
+    blocked: (accumulator, identity, eqn) of float32 whole-array sums: their innermost
+    loop runs in blocks of SUM_BLOCK (a constant trip count, so it vectorises at
+    float32 width) with a float32 total per block added to the float64 accumulator."""
     shift = base
     for d in range(rank):
         for text, eqn in levels[d]:
             fn.emit(shift + d, text, eqn)
+        start, stop = "0", f"n{d}"
         if d == 0 and split == "chunks":
             fn.emit(base, f"chunks = min(n0, {PARALLEL_CHUNKS})")
             for red, acc, _, _ in results:
@@ -383,15 +393,18 @@ def _emit_nest(fn, base, rank, levels, after, results, split):
             shift += 1
             for red, acc, init, _ in results:
                 fn.emit(shift, f"{acc} = {init}", red)
-            fn.emit(shift, "for i0 in range(chunk * n0 // chunks, (chunk + 1) * n0 // chunks):")
-            continue
-        if d == 0 and split is None:
+            start, stop = "chunk * n0 // chunks", "(chunk + 1) * n0 // chunks"
+        elif d == 0 and split is None:
             for red, acc, init, _ in results:
                 fn.emit(shift, f"{acc} = {init}", red)
+        if d == rank - 1 and blocked:
+            _emit_blocks(fn, shift + d, d, start, stop, levels[rank], blocked)
+            continue
         loop = "numba.prange" if d == 0 and split == "rows" else "range"
-        fn.emit(shift + d, f"for i{d} in {loop}(n{d}):")
-    for text, eqn in levels[rank] or [("pass", None)]:
-        fn.emit(shift + rank, text, eqn)
+        fn.emit(shift + d, f"for i{d} in {loop}({start}, {stop}):")
+    if not blocked:
+        for text, eqn in levels[rank] or [("pass", None)]:
+            fn.emit(shift + rank, text, eqn)
     for d in reversed(range(rank)):
         for text, eqn in after[d]:
             fn.emit(shift + d, text, eqn)
@@ -404,6 +417,27 @@ def _emit_nest(fn, base, rank, levels, after, results, split):
         for red, acc, _, update in results:
             for text, eqn in _step(update, acc, f"part_{acc}[chunk]", accumulator_dtype(red), red):
                 fn.emit(base + 1, text, eqn)
+
+
+def _emit_blocks(fn, depth, d, start, stop, body, blocked):
+    """Loop d from start to stop as full blocks of SUM_BLOCK, then the rest."""
+    fn.emit(depth, f"full = {start} + ({stop} - ({start})) // {SUM_BLOCK} * {SUM_BLOCK}")
+    fn.emit(depth, f"for block in range({start}, full, {SUM_BLOCK}):")
+    for acc, init, eqn in blocked:
+        fn.emit(depth + 1, f"{acc}_b = {init}", eqn)
+    fn.emit(depth + 1, f"for k in range({SUM_BLOCK}):")
+    fn.emit(depth + 2, f"i{d} = block + k")
+    for text, eqn in body:
+        fn.emit(depth + 2, text, eqn)
+    for acc, _, eqn in blocked:
+        fn.emit(depth + 1, f"{acc} = {acc} + np.float64({acc}_b)", eqn)
+    for acc, init, eqn in blocked:
+        fn.emit(depth, f"{acc}_b = {init}", eqn)
+    fn.emit(depth, f"for i{d} in range(full, {stop}):")
+    for text, eqn in body:
+        fn.emit(depth + 1, text, eqn)
+    for acc, _, eqn in blocked:
+        fn.emit(depth, f"{acc} = {acc} + np.float64({acc}_b)", eqn)
 
 
 def driver_call(kernel, fn_name, use, define, constant, ir_text):

@@ -199,17 +199,6 @@ LOG32_Q = [0.9999999999590913, -0.49999988289622405, 0.33333325992352086, -0.250
            0.20001968563802305, -0.16609012686259061, 0.14181834027311585, -0.13243461297632303,
            0.1290466651334098, -0.07621123361808116]
 # tanh(a)/a = P(a^2)/Q(a^2) on a <= 9.5 (float32 tanh rounds to 1 above 9.01), relative: 2**-33.7.
-# float32 arithmetic (exp, tanh, sigmoid): SLEEF's expf polynomial for e**r on |r| <= ln2/2
-# (e**r = 1 + r + r*r*P(r)), and tanh(x) = x + x**3 P(x*x) on |x| < 0.55 (fitted here,
-# 0.02 ulp in exact arithmetic).
-EXP32F_P = [0.5, 0.166666671633720397949219, 0.0416664853692054748535156, 0.00833336077630519866943359,
-            0.00139304355252534151077271, 0.000198527617612853646278381]
-TANH32F_P = [-0.33333316797341317, 0.1333256439068473, -0.053850289738423124, 0.02106410793301634,
-             -0.006264324401546269]
-TANH32F_SMALL = 0.55
-LN2_HI32 = 0.693359375          # 9 significant bits: q * LN2_HI32 is exact for |q| <= 2**15
-LN2_LO32 = -2.12194440e-4
-
 TANH32_P = [0.9999999999294198, 0.14081519718199725, 0.004402387255694648, 4.166779440122084e-05,
             1.0771627638039955e-07, 3.460817247212922e-11]
 TANH32_Q = [1.0, 0.47414852976829874, 0.02911856515827387, 0.0004963051559059663,
@@ -223,11 +212,11 @@ def _lit(v):
     return repr(float(v))
 
 
-def _horner(var, coeffs, out, literal=_lit):
-    """`out` = sum(coeffs[i] * var**i), the coefficients spelt by `literal`."""
-    lines = [f"{out} = {literal(coeffs[-1])}"]
+def _horner(var, coeffs, out):
+    """`out` = sum(coeffs[i] * var**i)."""
+    lines = [f"{out} = {_lit(coeffs[-1])}"]
     for c in reversed(coeffs[:-1]):
-        lines.append(f"{out} = {out} * {var} + {literal(c)}")
+        lines.append(f"{out} = {out} * {var} + {_lit(c)}")
     return lines
 
 
@@ -476,42 +465,13 @@ def _log32_core(src):
             f"y = np.float32(np.float64(k) * {_lit(LN2)} + f * lq)"]
 
 
-def _f32(v):
-    return f"np.float32({_lit(v)})"
-
-
-def _i32(expr):
-    return f"np.int32({expr})"
-
-
-_Z32 = "Z = np.int32(x != x)  # 0 (1 for NaN input); LLVM cannot prove it, so the adds below stay"
-
-
-def _exp32f_core(src, out):
-    """`out` = e**src in float32 for NaN-free src in [-104, 89]: q = rint(src/ln2), r by
-    two-part ln2 (q*LN2_HI32 exact; an integer-add barrier keeps LLVM's reassociation from
-    folding the parts), SLEEF's polynomial, then 2**q in two exact-or-rounding-once
-    multiplies (2**q1, 2**(q - q1), each a normal float), so subnormal results round once."""
-    return [f"qf = np.rint({src} * {_f32(LOG2E)})",
-            f"r = {src} - qf * {_f32(LN2_HI32)}",
-            f"r = V({_i32('V(r, np.int32) + Z')}, np.float32)",
-            f"r = r - qf * {_f32(LN2_LO32)}",
-            *_horner("r", EXP32F_P[1:], "u", _f32),  # typed literals (a bare float would promote)
-            f"u = u * r + {_f32(EXP32F_P[0])}",
-            f"p = {_f32(1.0)} + ((r * r) * u + r)",
-            "qi = np.int32(qf)",
-            f"q1 = {_i32('qi >> 1')}",
-            f"p = p * V({_i32('(q1 + 127) << 23')}, np.float32)",
-            f"p = V({_i32('V(p, np.int32) + Z')}, np.float32)",
-            f"{out} = p * V({_i32('(qi - q1 + 127) << 23')}, np.float32)"]
-
-
 def _exp_f32():
-    head = ["exp, float32: in float32 (reduction by two-part ln2, degree-7 polynomial), <= 2 ulp."]
-    body = [_Z32,
-            "xq = min(np.float32(89.0), max(np.float32(-104.0), x))",  # NaN-free, for the integer conversion
-            *_exp32f_core("xq", "y"),
-            "return y if x == x else x"]
+    head = ["exp, float32: in float64 (reduction by ln2, degree-6 polynomial), rounded once."]
+    body = ["xd = np.float64(x)",
+            "xc = max(xd, -110.0)",                  # NaN and +inf pass (and give NaN, inf)
+            "xcq = min(100.0, max(-110.0, xd))",     # NaN-free, for the integer conversion
+            *_exp32_core("xc", "xcq", EXP32_P),
+            "return np.float32(sc + sc * pm)"]
     return head, body
 
 
@@ -549,29 +509,24 @@ def _log1p_f32():
 
 
 def _tanh_f32():
-    head = ["tanh, float32: in float32, x + x**3 P(x*x) below 0.55, else (1 - e)/(1 + e) with",
-            "e = exp(-2|x|) (no cancellation there: e <= 1/3), <= 2 ulp."]
-    body = [_Z32,
-            "z = x * x",
-            *_horner("z", TANH32F_P, "pp", _f32),
-            "small = x + x * (z * pp)",
-            "xq = -min(np.float32(20.0), np.float32(2.0) * abs(x))",  # NaN-free; tanh(10) == 1 in float32
-            *_exp32f_core("xq", "e"),
-            "big = (np.float32(1.0) - e) / (np.float32(1.0) + e)",
-            "big = big if x >= np.float32(0.0) else -big",
-            f"y = small if abs(x) < {_f32(TANH32F_SMALL)} else big",
-            "return y if (x == x and x != np.float32(0.0)) else x  # NaN, and the sign of zero"]
+    head = ["tanh, float32: in float64, x P(x*x) / Q(x*x) on |x| <= 9.5 (degree 11/10), rounded once."]
+    body = ["xc = min(max(np.float64(x), -9.5), 9.5)",   # NaN stays NaN
+            "z = xc * xc",
+            *_horner("z", TANH32_P, "pp"),
+            *_horner("z", TANH32_Q, "qq"),
+            "return np.float32(xc * pp / qq)"]
     return head, body
 
 
 def _sigmoid_f32():
-    head = ["sigmoid, float32: e = exp(-|x|) in float32, 1/(1 + e) or e/(1 + e) in float64, <= 2 ulp."]
-    body = [_Z32,
-            "xq = -min(np.float32(104.0), abs(x))",  # NaN-free; e**-104 is 0 in float32
-            *_exp32f_core("xq", "e"),
-            # 1 or e, over 1 + e; in float64, so 1 + e is exact and the result rounds once
-            "y = np.float32(np.float64(max(e, np.float32(x >= np.float32(0.0)))) / (1.0 + np.float64(e)))",
-            "return y if x == x else x"]
+    head = ["sigmoid, float32: in float64, e = exp(-|x|), 1/(1 + e) or e/(1 + e), rounded once."]
+    body = ["xd = np.float64(x)",
+            "ax = abs(xd)",
+            "xm = -min(ax, 150.0)",
+            "xmq = -min(150.0, ax)",
+            *_exp32_core("xm", "xmq", EXP32_P),
+            "ee = sc + sc * pm",
+            "return np.float32(max(ee, np.float64(xd >= 0.0)) / (1.0 + ee))  # 1 or e, over 1 + e"]
     return head, body
 
 
