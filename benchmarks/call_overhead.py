@@ -1,7 +1,9 @@
 """The compiled call path on a signature already seen: signature key, trace-tree
 walk, Variable reads, output wrapping. Measured as the time of the whole call
 minus the time of the generated program run directly, on two (4,) float32
-tensors (and a variant reading one Variable). Medians of repeats.
+tensors (and a variant reading one Variable); and, for the seed's value and
+gradient (one Numba kernel), the whole call minus the raw call of that kernel's
+dispatcher on preallocated outputs (issue 4: at most 2 us). Medians of repeats.
 
     python -m benchmarks.call_overhead
 """
@@ -47,6 +49,33 @@ def main():
     print("|---|---:|---:|---:|---:|")
     for name, whole, program, overhead, eager in rows:
         print(f"| {name} | {whole:.0f} | {program:.0f} | {overhead:.0f} | {eager:.0f} |")
+    print()
+    whole, kernel = seed_against_raw_kernel()
+    print("| function | compiled call ns | raw Numba kernel call ns | difference ns (target <= 2000) |")
+    print("|---|---:|---:|---:|")
+    print(f"| seed: reduce_sum(x)**2 and its gradient, (2, 2) | {whole:.0f} | {kernel:.0f} | {whole - kernel:.0f} |")
+
+
+def seed_against_raw_kernel():
+    """(whole call ns, raw kernel dispatcher call ns) of a one-kernel value-and-gradient."""
+    from tapejit.compiler.lower.codegen import RegionSource
+
+    @tj.compile
+    def seed(x):
+        with tj.GradientTape() as tape:
+            tape.watch(x)
+            z = tj.reduce_sum(x) ** 2
+        return z, tape.gradient(z, x)
+
+    x = tj.constant(np.array([[1.0, 2.0], [3.0, 4.0]], np.float32))
+    seed(x)
+    run = next(iter(seed._entries.values())).paths[0].executable.run
+    (source,) = [v for v in run.__globals__.values() if type(v) is RegionSource]
+    (kernel,) = [v for k, v in run.__globals__.items() if k.startswith("k") and hasattr(v, "py_func")]
+    args = [x._value] + [np.empty(v.aval.shape, v.aval.dtype) for v in source.stored + source.scalar_outputs]
+    args.append(np.array(source.dims, np.int64))
+    assert kernel(*args) == 0
+    return per_call_ns(lambda: seed(x)), per_call_ns(lambda: kernel(*args))
 
 
 if __name__ == "__main__":
