@@ -346,3 +346,16 @@ def test_executor_runs_a_hand_made_program_with_effects(capsys):
         fn(-np.ones(3, np.float32), np.zeros(3, np.float32))
     assert not err.value.value  # the value the guard saw
     assert capsys.readouterr().out == ""  # the guard stopped the program before the print
+
+
+def test_multiplying_by_a_broadcast_one_is_dropped():
+    def fn(x):
+        with tj.GradientTape() as tape:
+            tape.watch(x)
+            y = tj.reduce_sum(tj.tanh(x))
+        return tape.gradient(y, x)  # the backward pass starts from broadcast_to(1.0)
+
+    f = tj.compile(fn)
+    x = tj.constant(np.linspace(-1.0, 1.0, 5, dtype=np.float32))
+    np.testing.assert_allclose(f(x).numpy(), 1 - np.tanh(x.numpy()) ** 2, rtol=1e-6)
+    assert "mul" not in f.lower(x).ir
