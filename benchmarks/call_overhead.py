@@ -58,8 +58,6 @@ def main():
 
 def seed_against_raw_kernel():
     """(whole call ns, raw kernel dispatcher call ns) of a one-kernel value-and-gradient."""
-    from tapejit.compiler.lower.codegen import RegionSource
-
     @tj.compile
     def seed(x):
         with tj.GradientTape() as tape:
@@ -70,9 +68,8 @@ def seed_against_raw_kernel():
     x = tj.constant(np.array([[1.0, 2.0], [3.0, 4.0]], np.float32))
     seed(x)
     run = next(iter(seed._entries.values())).paths[0].executable.run
-    (source,) = [v for v in run.__globals__.values() if type(v) is RegionSource]
-    (kernel,) = [v for k, v in run.__globals__.items() if k.startswith("k") and hasattr(v, "py_func")]
-    args = [x._value] + [np.empty(v.aval.shape, v.aval.dtype) for v in source.stored + source.scalar_outputs]
+    ((source, kernel),) = run.kernels
+    args = [x._value] + [np.empty(v.aval.shape, v.aval.dtype) for v in source.region.stored + source.scalar_outputs]
     args.append(np.array(source.dims, np.int64))
     assert kernel(*args) == 0
     return per_call_ns(lambda: seed(x)), per_call_ns(lambda: kernel(*args))

@@ -13,8 +13,12 @@ BACKENDS = ("numba", "numpy")
 
 
 def build_runner(program, backend, parallel=False):
+    """The program as a function; `.source` is its driver's source and `.kernels` the
+    (RegionSource, Numba dispatcher) of each region it calls."""
     if backend == "numpy":
-        return executor.build(program)
+        run = executor.build(program)
+        run.kernels = []
+        return run
     if backend != "numba":
         raise ValueError(f"tj.compile: unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
     from . import kernel_cache, threads
@@ -26,5 +30,7 @@ def build_runner(program, backend, parallel=False):
         # The driver calls the dispatcher itself: no wrapper on the hot path.
         fn = kernel_cache.load_kernel(source.source, source.name).fn
         kernels[region.start] = (source, fn if overlap else threads.serialised(fn))
-    return executor.build(program, kernels)
+    run = executor.build(program, kernels)
+    run.kernels = list(kernels.values())
+    return run
 

@@ -500,9 +500,7 @@ def _trace_leaf(trace, leaf):
 
 def _sources(run):
     """The driver's source, then each Numba kernel module it calls."""
-    from tapejit.compiler.lower.codegen import RegionSource
-    kernels = [v for v in run.__globals__.values() if type(v) is RegionSource]
-    return "\n\n".join([run.source] + [f"# ---- kernel module {k.name}\n{k.source}" for k in kernels])
+    return "\n\n".join([run.source] + [f"# ---- kernel module {k.name}\n{k.source}" for k, _ in run.kernels])
 
 
 def _promote(entry, path, lock):

@@ -88,10 +88,10 @@ def test_generated_kernels_run_as_plain_python_agree():
     namespace.update({k: v for k, v in loaded.items() if k.startswith("tj_")})
     entry = namespace[kernel.name]
     args = [x.numpy() if a is program.inputs[0] else b.numpy() for a in region.inputs]
-    stored = [np.empty(v.aval.shape, v.aval.dtype) for v in kernel.stored]
+    stored = [np.empty(v.aval.shape, v.aval.dtype) for v in region.stored]
     assert not kernel.scalar_outputs
     assert entry(*args, *stored, np.array(kernel.dims, np.int64)) == 0
-    by_var = {id(v): a for v, a in zip(kernel.stored, stored)}
+    by_var = {id(v): a for v, a in zip(region.stored, stored)}
     np.testing.assert_allclose(by_var[id(program.outputs[0])], compiled[0].numpy(), rtol=1e-12)
     np.testing.assert_allclose(by_var[id(program.outputs[1])], compiled[1].numpy(), rtol=1e-12)
 
@@ -198,9 +198,8 @@ def test_parallel_loops_agree_with_eager_above_and_below_the_threshold(dtype):
 
 
 def kernel_sources(f):
-    from tapejit.compiler.lower.codegen import RegionSource
-    return "".join(v.source for p in (e.paths for e in f._entries.values()) for path in p
-                   for v in path.executable.run.__globals__.values() if isinstance(v, RegionSource))
+    return "".join(kernel.source for entry in f._entries.values() for path in entry.paths
+                   for kernel, _ in path.executable.run.kernels)
 
 
 def test_eight_threads_calling_one_parallel_function_at_once_agree():
@@ -234,3 +233,31 @@ def test_long_float32_sums_stay_accurate():
     x = np.full(3_000_001, 0.1, np.float32)  # a float32 running sum would drift far off
     got = float(tj.compile(lambda a: tj.reduce_sum(a * 1.0))(tj.constant(x)).numpy())
     assert abs(got - float(np.sum(x.astype(np.float64)))) <= 1e-6 * abs(got)
+
+
+def test_without_a_thread_safe_layer_parallel_kernels_run_one_at_a_time():
+    from tapejit.runtime import threads
+    held = []
+    kernel = threads.serialised(lambda a, b: held.append(threads.SERIAL.locked()) or a + b)
+    assert kernel(2, 3) == 5 and held == [True] and not threads.SERIAL.locked()
+
+
+def test_an_alternating_branch_runs_the_failed_path_once_per_call():
+    def fn(x):
+        if tj.reduce_sum(x) > 0:
+            return tj.tanh(x) * x + 1.0
+        return x * x - 1.0
+
+    f = tj.compile(fn)
+    pos, neg = tj.constant([0.5, 1.0, 2.0]), tj.constant([-0.5, -1.0, -2.0])
+    f(pos), f(neg)
+    calls = []
+    for path in next(iter(f._entries.values())).paths:
+        def counted(leaves, run=path.fast_call, path=path):
+            calls.append(path)
+            return run(leaves)
+        path.fast_call = counted
+    for x in (pos, neg, pos, neg):
+        np.testing.assert_allclose(f(x).numpy(), fn(x).numpy(), rtol=2e-6)
+    assert len(calls) == 8  # each call: the last successful path (fails), then the other one
+    assert f.cache_info().paths == 2

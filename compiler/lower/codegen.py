@@ -40,18 +40,16 @@ def _group_decorator(reduces, parallel):
 
 
 class RegionSource:
-    """A region's module: `source`, entry `name`, the atoms passed (`inputs`, then
-    `stored` arrays, then `scalar_outputs` as 0-d arrays, then the sizes), and
-    `equation_at_line`: generated line number -> the IR equation it implements."""
+    """A region's module: `source`, entry `name`, the atoms passed (the region's
+    `inputs`, then its `stored` arrays, then `scalar_outputs` as arrays, then the
+    sizes), and `equation_at_line`: generated line number -> the IR equation it implements."""
 
-    __slots__ = ("source", "name", "region", "stored", "scalar_outputs", "dims", "contiguous",
-                 "equation_at_line")
+    __slots__ = ("source", "name", "region", "scalar_outputs", "dims", "contiguous", "equation_at_line")
 
-    def __init__(self, source, name, region, stored, scalar_outputs, dims, contiguous, equation_at_line):
+    def __init__(self, source, name, region, scalar_outputs, dims, contiguous, equation_at_line):
         self.source = source
         self.name = name
         self.region = region
-        self.stored = stored
         self.scalar_outputs = scalar_outputs
         self.dims = dims                # the sizes the entry reads from its int64 array, in order
         self.contiguous = contiguous    # ids of inputs reshaped in the kernel (passed C-contiguous)
@@ -224,7 +222,7 @@ def region_source(region, parallel=False):
     name = "k_" + hashlib.sha256(text.encode()).hexdigest()[:16]
     source = text.replace(_NAME, name)
     equation_at_line = {n + 1: eqn for n, (_, eqn) in enumerate(lines) if eqn is not None}
-    return RegionSource(source, name, region, list(region.stored), scalar_outputs, dims, contiguous,
+    return RegionSource(source, name, region, scalar_outputs, dims, contiguous,
                         equation_at_line)
 
 
@@ -454,7 +452,7 @@ def driver_call(kernel, fn_name, use, define, constant, ir_text):
             args.append(f"contiguous({use(a)})")
         else:
             args.append(use(a))
-    for v in kernel.stored + kernel.scalar_outputs:
+    for v in region.stored + kernel.scalar_outputs:
         name = define(v)
         lines.append(f"{name} = empty({v.aval.shape!r}, {constant(v.aval.dtype)})  # {type_text(v.aval)}")
         args.append(name)

@@ -279,32 +279,29 @@ def _recomputable(region, home, last_use):
     """Values another loop can compute again from what it reads anyway, rather than
     read from memory: cheap elementwise expressions (no transcendental, at most
     RECOMPUTE_LIMIT operations) over the region's inputs, reduction totals and views."""
+    defining = {id(e.out): e for g in region.units if type(g) is Group for e in g.eqns}
     cost = {}
 
-    def of(v):
-        if id(v) in cost:
-            return cost[id(v)]
-        cost[id(v)] = None
-        group = home.get(id(v))
-        if group is None or id(v) in group.reduced or last_use.get(id(v), -1) >= region.end:
-            return None
-        eqn = next(e for e in group.eqns if e.out is v)
-        if eqn.prim in EXPENSIVE:
+    def of(eqn):
+        key = id(eqn.out)
+        if key in cost:
+            return cost[key]
+        cost[key] = None
+        if key in home[key].reduced or last_use.get(key, -1) >= region.end or eqn.prim in EXPENSIVE:
             return None
         total = 1
         for a in eqn.inputs:
-            if type(a) is Var and id(a) in home and id(a) not in home[id(a)].reduced:
-                c = of(a)
+            if id(a) in defining and id(a) not in home[id(a)].reduced:
+                c = of(defining[id(a)])
                 if c is None:
                     return None
                 total += c
         if total <= RECOMPUTE_LIMIT:
-            cost[id(v)] = total
-        return cost[id(v)]
+            cost[key] = total
+        return cost[key]
 
-    for group in (u for u in region.units if type(u) is Group):
-        for eqn in group.eqns:
-            of(eqn.out)
+    for eqn in defining.values():
+        of(eqn)
     return {k for k, c in cost.items() if c is not None}
 
 
