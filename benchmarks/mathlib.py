@@ -21,8 +21,7 @@ from tapejit.compiler.lower import mathlib
 from tapejit.testing import ulp_error
 
 FASTMATH = '{"reassoc", "contract", "arcp", "nsz"}'
-HELPER_DECORATOR = ('@numba.njit(inline="always", error_model="numpy", '
-                    f'fastmath={FASTMATH}, cache=True)')
+HELPER_DECORATOR = mathlib.HELPER_DECORATOR
 LOOP_DECORATOR = f'@numba.njit(error_model="numpy", fastmath={FASTMATH}, cache=True)'
 LIBM = {"exp": "math.exp(v)", "log": "math.log(v)", "log1p": "math.log1p(v)",
         "expm1": "math.expm1(v)", "tanh": "math.tanh(v)", "sigmoid": "1.0 / (1.0 + math.exp(-v))"}

@@ -1,7 +1,10 @@
 """Numba source for a region: one module with one `@numba.njit(cache=True)` entry
 function, which runs the region's scalar statements, guards and reshapes, and
-calls one inner function per fusion group (a loop nest, contiguous axis
-innermost). Sizes are never in the code: the runtime passes them in one int64
+the loop nest of each fusion group (contiguous axis innermost). A loop nest is
+written into the entry itself: each extra function costs Numba's whole pipeline,
+and LLVM would optimise and emit its code twice (once alone, once linked into
+the entry). Loop nests that need other flags than the entry's (threads, or no
+`reassoc` beside loops that reduce) are inner functions the entry calls. Sizes are never in the code: the runtime passes them in one int64
 array, so one module serves every shape with the same ranks, dtypes and
 broadcast pattern. Every generated statement is commented with the IR
 equation it implements."""
@@ -22,7 +25,6 @@ from .rules import Ctx, REDUCTIONS, accumulator_dtype, elementwise_rule
 # accumulation vectorises (NumPy sums pairwise; the order differs, within rtol;
 # float32 totals of whole arrays accumulate in float64, see rules.accumulator_dtype).
 REDUCTION_FASTMATH = "{'reassoc'}"
-ENTRY_DECORATOR = "@numba.njit(cache=True, error_model='numpy')"
 # With parallel=True, loop nests over at least this many elements run on several
 # threads (NUMBA_NOTES section 5: break-even ~30-50k elements on 2 cores).
 PARALLEL_MIN_ELEMENTS = 65536
@@ -31,6 +33,11 @@ SUM_BLOCK = 1024      # float32 whole-array sums: elements per float32 partial t
 _CTOR = {"float32": "np.float32", "float64": "np.float64", "int32": "np.int32", "int64": "np.int64",
          "bool": "np.bool_"}
 _NAME = "KERNEL"  # stands for the content-hashed name until the source is complete
+
+
+def _entry_decorator(reduces):
+    fastmath = f", fastmath={REDUCTION_FASTMATH}" if reduces else ""
+    return f"@numba.njit(cache=True, error_model='numpy'{fastmath})"
 
 
 def _group_decorator(reduces, parallel):
@@ -163,6 +170,9 @@ def region_source(region, parallel=False):
         names[id(v)] = f"b{k}"
         params.append(f"b{k}")
     scalar_outputs = [v for v in region.outputs if is_scalar(v.aval)]
+    # The entry reassociates if any loop nest in it reduces; loops that do not reduce
+    # then keep strict rounding in inner functions of their own.
+    reassoc = any(type(u) is Group and u.reduced for u in region.units)
     group_number = 0
     for unit in region.units:
         if type(unit) is GuardCheck:
@@ -197,8 +207,8 @@ def region_source(region, parallel=False):
             entry.emit(0, f"{name} = {names[id(eqn.inputs[0])]}.reshape(({', '.join(sizes)},))", eqn)
         else:
             group_number += 1
-            _group(module, entry, region, unit, f"{_NAME}_g{group_number}", names, stored_ids, size_names,
-                   parallel)
+            _group(module, entry, region, unit, group_number, names, stored_ids, size_names,
+                   parallel, reassoc)
     for k, v in enumerate(scalar_outputs):
         params.append(f"o{k}")
         entry.emit(0, f"o{k}{_element(v.aval.shape)} = {names[id(v)]}")
@@ -215,7 +225,7 @@ def region_source(region, parallel=False):
     for helper in module.helpers.values():
         lines += [(line, None) for line in helper.splitlines()] + [("", None)]
     lines += module.functions
-    lines.append((ENTRY_DECORATOR, None))
+    lines.append((_entry_decorator(reassoc), None))
     lines.append((f"def {_NAME}({', '.join(params)}):", None))
     lines += dim_lines + entry.body()
     text = "\n".join(line for line, _ in lines) + "\n"
@@ -238,16 +248,27 @@ def _live(group, stored_ids):
     return live[::-1]
 
 
-def _group(module, entry, region, group, fname, names, stored_ids, size_names, parallel):
-    """Emit one group's loop nest as an inner function, and its call in the entry.
-    Each statement sits in the outermost loop its operands allow (a row's value is
-    computed once per row, not once per element)."""
+def _group(module, entry, region, group, number, names, stored_ids, size_names, parallel, reassoc):
+    """Emit one group's loop nest: into the entry when it runs with the entry's
+    flags, else as an inner function and its call. Each statement sits in the
+    outermost loop its operands allow (a row's value is computed once per row,
+    not once per element)."""
     eqns = _live(group, stored_ids)
     if not eqns:
         return
-    fn = _Function(module)
     shape = group.shape
     rank = len(shape)
+    reductions = [e for e in eqns if id(e.out) in group.reduced]
+    axes = group.axes if reductions else ()
+    suffix = tuple(axes) == tuple(range(rank - len(axes), rank))
+    # Threads split the outermost loop: rows (each writes its own outputs), or chunks
+    # of it with one partial total each when the whole iteration space is reduced.
+    split = None
+    if parallel and suffix:
+        split = "chunks" if any(is_scalar(e.out.aval) for e in reductions) else "rows"
+    inline = split is None and (bool(reductions) or not reassoc)
+    fn = entry if inline else _Function(module)
+    tag = f"g{number}_" if inline else ""   # an inlined nest's locals must not meet another's
     levels = [[] for _ in range(rank + 1)]  # statements inside the first d loops, before loop d
     after = [[] for _ in range(rank + 1)]   # statements inside the first d loops, after loop d
     local = {}   # id(value) -> (name inside the loop, loop depth it depends on)
@@ -262,7 +283,7 @@ def _group(module, entry, region, group, fname, names, stored_ids, size_names, p
         if id(a) in local:
             return local[id(a)]
         if id(a) in recomputed:  # computed again here: cheaper than a store and a load
-            return define(recomputed[id(a)], f"r{next(again)}", "  (again)")
+            return define(recomputed[id(a)], f"{tag}r{next(again)}", "  (again)")
         name = names[id(a)]
         if name.startswith("s"):
             if name not in scalars:
@@ -291,51 +312,53 @@ def _group(module, entry, region, group, fname, names, stored_ids, size_names, p
     for n, eqn in enumerate(eqns):
         if id(eqn.out) in group.reduced:
             continue
-        t, _ = define(eqn, f"t{n}")
+        t, _ = define(eqn, f"{tag}t{n}")
         if id(eqn.out) in stored_ids:
             levels[rank].append((f"{store(eqn.out)}{_index(shape, shape)} = {t}", eqn))
 
     results = []  # the one-number reductions: (value, accumulator, identity, update template)
-    reductions = [e for e in eqns if id(e.out) in group.reduced]
-    suffix = True
     blocked = []
-    if reductions:
-        axes = group.axes
-        suffix = tuple(axes) == tuple(range(rank - len(axes), rank))
-        kept = rank - len(axes) if suffix else 0  # where the accumulators start
-        for j, red in enumerate(reductions):
-            identity, update, calls = REDUCTIONS[red.prim]
-            for name in calls:
-                module.intrinsic(name)
-            dtype = accumulator_dtype(red)
-            acc = f"acc{j}"
-            init = fn.literal(identity, dtype)
-            value, _ = operand(red.inputs[0])
-            if dtype != red.out.aval.dtype:  # a float32 whole-array sum: float32 blocks
-                blocked.append((acc, fn.literal(identity, red.out.aval.dtype), red))
-                step = _step(update, acc + "_b", value, red.out.aval.dtype, red)
-            else:
-                step = _step(update, acc, value, dtype, red)
-            levels[rank].append((f"# {describe(red)}", red))
-            if is_scalar(red.out.aval):
-                levels[rank].extend(step)
-                results.append((red, acc, init, update))
-                continue
-            keep = red.params["keepdims"]
-            out_index = [("0" if keep else None) if i in axes else f"i{i}" for i in range(rank)]
-            out = f"{store(red.out)}[{', '.join(p for p in out_index if p is not None)}]"
-            if suffix:
-                levels[kept].append((f"{acc} = {init}", red))
-                levels[rank].extend(step)
-                after[kept].append((f"{out} = {acc}", red))
-            else:  # reduced axes outside: accumulate in the output itself (contiguous inner loop)
-                levels[0].append((f"{store(red.out)}.fill({init})", red))
-                levels[rank].extend([(f"{acc} = {out}", red)] + step + [(f"{out} = {acc}", red)])
-    # Threads split the outermost loop: rows (each writes its own outputs), or chunks
-    # of it with one partial total each when the whole iteration space is reduced.
-    split = None
-    if parallel and suffix:
-        split = "chunks" if results else "rows"
+    kept = rank - len(axes) if suffix else 0  # where the accumulators start
+    for j, red in enumerate(reductions):
+        identity, update, calls = REDUCTIONS[red.prim]
+        for name in calls:
+            module.intrinsic(name)
+        dtype = accumulator_dtype(red)
+        acc = f"{tag}acc{j}"
+        init = fn.literal(identity, dtype)
+        value, _ = operand(red.inputs[0])
+        if dtype != red.out.aval.dtype:  # a float32 whole-array sum: float32 blocks
+            blocked.append((acc, fn.literal(identity, red.out.aval.dtype), red))
+            step = _step(update, acc + "_b", value, red.out.aval.dtype, red)
+        else:
+            step = _step(update, acc, value, dtype, red)
+        levels[rank].append((f"# {describe(red)}", red))
+        if is_scalar(red.out.aval):
+            levels[rank].extend(step)
+            results.append((red, acc, init, update))
+            continue
+        keep = red.params["keepdims"]
+        out_index = [("0" if keep else None) if i in axes else f"i{i}" for i in range(rank)]
+        out = f"{store(red.out)}[{', '.join(p for p in out_index if p is not None)}]"
+        if suffix:
+            levels[kept].append((f"{acc} = {init}", red))
+            levels[rank].extend(step)
+            after[kept].append((f"{out} = {acc}", red))
+        else:  # reduced axes outside: accumulate in the output itself (contiguous inner loop)
+            levels[0].append((f"{store(red.out)}.fill({init})", red))
+            levels[rank].extend([(f"{acc} = {out}", red)] + step + [(f"{out} = {acc}", red)])
+
+    sizes = size_names(shape)
+    if inline:
+        entry.emit(0, f"# loop nest {number}" + (f": shape ({', '.join(sizes)})" if sizes else ""))
+        for d, size in enumerate(sizes):
+            entry.emit(0, f"n{d} = {size}")
+        _emit_nest(entry, 0, rank, levels, after, results, None, blocked)
+        for red, acc, _, _ in results:
+            names[id(red.out)] = f"s{len(names)}"
+            entry.emit(0, f"{names[id(red.out)]} = {_CTOR[red.out.aval.dtype.name]}({acc})", red)
+        return
+
     if split is None:
         _emit_nest(fn, 0, rank, levels, after, results, None, blocked)
     else:
@@ -348,7 +371,7 @@ def _group(module, entry, region, group, fname, names, stored_ids, size_names, p
         totals = "".join(f"{_CTOR[red.out.aval.dtype.name]}({acc}), " for red, acc, _, _ in results)
         fn.emit(0, f"return ({totals})")
 
-    sizes = size_names(shape)
+    fname = f"{_NAME}_g{number}"
     signature = [f"n{i}" for i in range(rank)] + arrays + scalars
     lines = [("", None), (_group_decorator(bool(reductions), split is not None), None),
              (f"def {fname}({', '.join(signature)}):", None)] + fn.body()
