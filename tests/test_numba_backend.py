@@ -244,7 +244,7 @@ def test_without_a_thread_safe_layer_parallel_kernels_run_one_at_a_time():
     assert kernel(2, 3) == 5 and held == [True] and not threads.SERIAL.locked()
 
 
-def test_an_alternating_branch_runs_the_failed_path_once_per_call():
+def test_a_branch_runs_its_failed_path_once_and_a_run_of_one_branch_is_promoted():
     def fn(x):
         if tj.reduce_sum(x) > 0:
             return tj.tanh(x) * x + 1.0
@@ -259,7 +259,15 @@ def test_an_alternating_branch_runs_the_failed_path_once_per_call():
             calls.append(path)
             return run(leaves)
         path.fast_call = counted
+    negative_path, positive_path = next(iter(f._entries.values())).paths  # the newest first
     for x in (pos, neg, pos, neg):
         np.testing.assert_allclose(f(x).numpy(), fn(x).numpy(), rtol=2e-6)
-    assert len(calls) == 8  # each call: the last successful path (fails), then the other one
+    # Alternating keeps the order: a positive call fails the first path once, then runs
+    # the other; a negative call hits first time.
+    assert calls == [negative_path, positive_path, negative_path] * 2
+    del calls[:]
+    for x in (pos, pos, pos):
+        np.testing.assert_allclose(f(x).numpy(), fn(x).numpy(), rtol=2e-6)
+    # The second positive call in a row moves the positive path first.
+    assert calls == [negative_path, positive_path, negative_path, positive_path, positive_path]
     assert f.cache_info().paths == 2
