@@ -1,53 +1,29 @@
-"""Value and gradient per call on the workloads of issue 4's "Speed" table, side by
-side in one run: tapejit eager (tapes, no compile), @tj.compile with backend="numpy",
-backend="numba" and backend="numba" with parallel=True, and hand-written NumPy
-(forward and backward by hand); JAX (jax.jit of value_and_grad), PyTorch eager and,
-with --torch-compile, torch.compile, when importable (`pip install -e ".[bench]"`).
+"""The workloads of the benchmark suite (`python -m benchmarks`), each as its inputs,
+a float64 NumPy reference, and one builder per system: tapejit eager and compiled,
+hand-written NumPy (forward and backward by hand), TensorFlow (eager and
+tf.function), JAX (jit of value_and_grad), PyTorch (eager and torch.compile) and HIPS
+autograd. The tapejit and TensorFlow rows run one function written against the
+TensorFlow API. benchmarks/worker.py runs one row per process; benchmarks/suite.py
+times the rows side by side and writes the tables.
 
-Every system's values and gradients are checked against a float64 NumPy reference
-before timing (and again after timing, for the stateless workloads); a system that
-disagrees shows MISMATCH instead of a time. Times are medians of repeats; the first
-call (tracing and kernel compilation for the compiled rows) is timed apart and left
-out of the median. "kernels" says how many Numba kernels the first call compiled and
-how many it loaded from the disk cache (TAPEJIT_CACHE_DIR; --cold-cache uses a fresh
-empty directory, so the first-call column shows a cold compile). The first Numba row of
-a run also pays Numba's one-off start in the process (LLVM initialisation, ~0.2-0.4 s).
-
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \
-        python -m benchmarks.workloads [--quick] [--workloads seed,mlp] [--repeats N] [--cold-cache] [--torch-compile]
-
-On a shared machine, a process holding one core slows OpenBLAS's two-thread matmul
-10-30x (threads spin waiting for each other), which swamps the mlp rows; rerun with
-OPENBLAS_NUM_THREADS=1 to see them without that. Issue 4 asks to unset
-OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE in the benchmark command only (they hold
-OpenBLAS to its AVX2 kernels); the header shows them and, with threadpoolctl, which
-kernel OpenBLAS picked.
-
-Workloads (float32): seed, transcendental, mlp, softmax_xent, control_flow (an `if`
-whose branch alternates between calls, and a `while` whose trip count depends on the
-data, calls alternating between two trip counts), hvp.
+Workloads (float32): seed, eager_chain, transcendental, mlp, softmax_xent,
+control_flow/if (a branch alternating between calls), control_flow/while (a trip count
+alternating between two), hvp.
 """
-import argparse
-import gc
+import importlib
 import os
-import platform
-import statistics
-import sys
-import tempfile
 import time
 import traceback
 
 import numpy as np
 
 RTOL = 1e-3  # float32 results against the float64 reference
-# Shown in the header: they decide which OpenBLAS kernel and how many threads the BLAS-bound rows use.
-BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-TORCH_COMPILE = False  # --torch-compile: add torch.compile rows (each compiles for tens of seconds)
 
 
 # ============================================================================ timing
 
-def _batch(run, number):
+def run_batch(run, number):
+    """Seconds for `number` calls of run()."""
     start = time.perf_counter()
     for _ in range(number):
         run()
@@ -58,37 +34,11 @@ def batch_size(run, min_batch):
     """How many run()s make a batch of at least `min_batch` seconds."""
     number = 1
     while number < 1 << 20:
-        elapsed = _batch(run, number)
+        elapsed = run_batch(run, number)
         if elapsed >= min_batch:
             break
         number *= max(2, min(10, int(min_batch / max(elapsed, 1e-9)) + 1))
     return number
-
-
-def interleaved_medians(runs, repeats, min_batch=0.02):
-    """Median seconds per run() of each of `runs`, timed in rounds (one batch of each per
-    round), so that a load change on the machine hits every system alike. GC is off while
-    timing, as in timeit."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        numbers = [batch_size(run, min_batch) for run in runs]
-        samples = [[] for _ in runs]
-        for _ in range(repeats):
-            for run, number, out in zip(runs, numbers, samples, strict=True):
-                out.append(_batch(run, number) / number)
-    finally:
-        if enabled:
-            gc.enable()
-    return [statistics.median(s) for s in samples]
-
-
-def format_seconds(s):
-    if s >= 1:
-        return f"{s:.2f} s"
-    if s >= 1e-3:
-        return f"{s * 1e3:.2f} ms"
-    return f"{s * 1e6:.1f} us"
 
 
 # ============================================================================ checking
@@ -127,13 +77,15 @@ def compare(got, expected, rtol=RTOL):
 # differentiated by the tape, are the independent check of those hand derivations.
 
 class Workload:
-    def __init__(self, name, title, setup, reference, builders, calls=1, stateful=False):
+    """flops: the matmul work of one call (for its physical floor; 0 when memory-bound)."""
+
+    def __init__(self, name, title, setup, reference, builders, calls=1, stateful=False, flops=0):
         self.name, self.title, self.setup, self.reference = name, title, setup, reference
-        self.builders, self.calls, self.stateful = builders, calls, stateful
+        self.builders, self.calls, self.stateful, self.flops = builders, calls, stateful, flops
 
 
 def tj_outputs(result):
-    """Flatten (nested tuples/lists of) tapejit tensors and Variables to NumPy arrays."""
+    """Flatten (nested tuples/lists of) tapejit or TensorFlow tensors and Variables to NumPy arrays."""
     if isinstance(result, (tuple, list)):
         return [a for r in result for a in tj_outputs(r)]
     return [np.asarray(result.numpy())]
@@ -145,34 +97,51 @@ def np_outputs(result):
     return [np.asarray(result)]
 
 
-def tapejit_builders(make_fn, inputs):
-    """The three tapejit rows of a stateless workload: make_fn() gives a fresh Python
-    function of tensors; inputs(data) gives the per-call argument tuples."""
-    import tapejit as tj
+def _per_call(fn, args):
+    """run() for one call per argument tuple: its result, or the list of results."""
+    if len(args) == 1:
+        (a,) = args
+        return lambda: fn(*a)
+    return lambda: [fn(*a) for a in args]
 
-    def build(backend, parallel=False):
+
+# How each tape row wraps the workload's function: (library, wrap(lib, fn) -> callable).
+# The workloads are written once against the TensorFlow API (tapejit's), so the same
+# function runs on tapejit and on TensorFlow.
+TAPE_ROWS = {
+    "tj-eager": ("tapejit", lambda lib, fn: fn),
+    "tj-numba": ("tapejit", lambda lib, fn: lib.compile(fn)),
+    "tj-numba-parallel": ("tapejit", lambda lib, fn: lib.compile(fn, parallel=True)),
+    "tj-numpy": ("tapejit", lambda lib, fn: lib.compile(fn, backend="numpy")),
+    "tf-eager": ("tensorflow", lambda lib, fn: fn),
+    "tf-function": ("tensorflow", lambda lib, fn: lib.function(fn)),
+}
+
+
+def tape_builders(make_fn, inputs):
+    """The tapejit and TensorFlow rows of a stateless workload: make_fn(lib) gives a
+    fresh function of lib's tensors; inputs(data) gives the per-call argument tuples."""
+    def build(library, wrap):
         def builder(data):
-            args = [tuple(tj.constant(a) if isinstance(a, np.ndarray) else a for a in call) for call in inputs(data)]
-            fn = make_fn() if backend is None else tj.compile(make_fn(), backend=backend, parallel=parallel)
-            compiled = None if backend is None else fn
-            if len(args) == 1:
-                (a,) = args
-                return (lambda: fn(*a)), tj_outputs, compiled
-            return (lambda: [fn(*a) for a in args]), tj_outputs, compiled
+            lib = importlib.import_module(library)
+            args = [tuple(lib.constant(a) if isinstance(a, np.ndarray) else a for a in call) for call in inputs(data)]
+            fn = wrap(lib, make_fn(lib))
+            return _per_call(fn, args), tj_outputs, (fn if hasattr(fn, "cache_info") else None)
         return builder
-
-    return {"tapejit eager": build(None), "tapejit compiled numpy": build("numpy"),
-            "tapejit compiled numba": build("numba"), "tapejit compiled numba parallel": build("numba", True)}
+    return {system: build(library, wrap) for system, (library, wrap) in TAPE_ROWS.items()}
 
 
 def numpy_builder(fn, inputs):
     def builder(data):
-        args = inputs(data)
-        if len(args) == 1:
-            (a,) = args
-            return (lambda: fn(*a)), np_outputs, None
-        return (lambda: [fn(*a) for a in args]), np_outputs, None
-    return {"NumPy by hand": builder}
+        return _per_call(fn, inputs(data)), np_outputs, None
+    return {"numpy": builder}
+
+
+def autograd_builder(make, inputs):
+    """HIPS autograd: make() gives a function of NumPy arrays returning value and gradient."""
+    def builder(data):
+        return _per_call(make(), inputs(data)), np_outputs, None
+    return {"autograd": builder}
 
 
 # ---------------------------------------------------------------------------- 1. seed
@@ -187,8 +156,7 @@ def seed_reference(d):
     return [s * s, np.full_like(x, 2 * s)]
 
 
-def seed_tj():
-    import tapejit as tj
+def seed_fn(tj):  # tj: tapejit, or tensorflow (same API)
 
     def seed(x):
         with tj.GradientTape() as tape:
@@ -207,6 +175,12 @@ def seed_jax():
     import jax
     import jax.numpy as jnp
     return jax.jit(jax.value_and_grad(lambda x: jnp.sum(x) ** 2))
+
+
+def seed_autograd():
+    import autograd
+    import autograd.numpy as anp
+    return autograd.value_and_grad(lambda x: anp.sum(x) ** 2)
 
 
 def seed_torch(x):
@@ -231,8 +205,7 @@ def trans_reference(d):
     return [value, grad]
 
 
-def trans_tj():
-    import tapejit as tj
+def trans_fn(tj):  # tj: tapejit, or tensorflow (same API)
 
     def transcendental(x):
         with tj.GradientTape() as tape:
@@ -271,6 +244,13 @@ def trans_jax():
     def f(x):
         return jnp.sum(jnp.tanh(x) * jax.nn.sigmoid(x) + 0.5 * x * x * jnp.exp(-jnp.abs(x)))
     return jax.jit(jax.value_and_grad(f))
+
+
+def trans_autograd():
+    import autograd
+    import autograd.numpy as anp
+    return autograd.value_and_grad(
+        lambda x: anp.sum(anp.tanh(x) / (1 + anp.exp(-x)) + 0.5 * x * x * anp.exp(-anp.abs(x))))
 
 
 def trans_torch(x):
@@ -338,32 +318,30 @@ def mlp_reference(d):
     return outs
 
 
-def mlp_tapejit_builders():
-    import tapejit as tj
-
-    def build(backend, parallel=False):
+def mlp_tape_builders():
+    """The tapejit and TensorFlow rows: the same step, Variables updated inside it."""
+    def build(library, wrap):
         def builder(data):
-            params = [tj.Variable(data[k].copy()) for k in MLP_PARAMS]
+            lib = importlib.import_module(library)
+            params = [lib.Variable(data[k].copy()) for k in MLP_PARAMS]
             w1, b1, w2, b2 = params
 
             def mlp_step(x, y, lr):
-                with tj.GradientTape() as tape:
-                    h = tj.nn.relu(x @ w1 + b1)
+                with lib.GradientTape() as tape:
+                    h = lib.nn.relu(x @ w1 + b1)
                     logits = h @ w2 + b2
-                    loss = tj.reduce_mean(tj.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+                    loss = lib.reduce_mean(lib.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
                 grads = tape.gradient(loss, [w1, b1, w2, b2])
                 for var, grad in zip([w1, b1, w2, b2], grads, strict=True):
                     var.assign_sub(lr * grad)
                 return loss
 
-            compiled = None if backend is None else tj.compile(mlp_step, backend=backend, parallel=parallel)
-            fn = compiled or mlp_step
-            x, y = tj.constant(data["x"]), tj.constant(data["y"])
+            fn = wrap(lib, mlp_step)
+            x, y = lib.constant(data["x"]), lib.constant(data["y"])
+            compiled = fn if hasattr(fn, "cache_info") else None
             return (lambda: fn(x, y, MLP_LR)), (lambda loss: tj_outputs([loss] + params)), compiled
         return builder
-
-    return {"tapejit eager": build(None), "tapejit compiled numpy": build("numpy"),
-            "tapejit compiled numba": build("numba"), "tapejit compiled numba parallel": build("numba", True)}
+    return {system: build(library, wrap) for system, (library, wrap) in TAPE_ROWS.items()}
 
 
 def mlp_numpy_builder(data):
@@ -439,8 +417,7 @@ def xent_reference(d):
     return [loss, grad]
 
 
-def xent_tj():
-    import tapejit as tj
+def xent_fn(tj):  # tj: tapejit, or tensorflow (same API)
 
     def softmax_xent(logits, labels):
         with tj.GradientTape() as tape:
@@ -457,6 +434,17 @@ def xent_jax():
     def f(logits, labels):
         return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), labels[:, None], axis=1))
     return jax.jit(jax.value_and_grad(f))
+
+
+def xent_autograd():
+    import autograd
+    import autograd.numpy as anp
+
+    def loss(logits, labels):
+        z = logits - anp.max(logits, axis=1, keepdims=True)
+        picked = z[anp.arange(z.shape[0]), labels]
+        return anp.mean(anp.log(anp.sum(anp.exp(z), axis=1)) - picked)
+    return autograd.value_and_grad(loss)
 
 
 def xent_torch(logits, labels):
@@ -484,8 +472,7 @@ def branch_reference(d):
     return [a for k in ("pos", "neg") for a in branch_np(d[k].astype(np.float64))]
 
 
-def branch_tj():
-    import tapejit as tj
+def branch_fn(tj):  # tj: tapejit, or tensorflow (same API)
 
     def branch(x):
         with tj.GradientTape() as tape:
@@ -520,8 +507,7 @@ def loop_reference(d):
     return [a for k in ("short", "long") for a in loop_np(d[k].astype(np.float64))]
 
 
-def loop_tj():
-    import tapejit as tj
+def loop_fn(tj):  # tj: tapejit, or tensorflow (same API)
 
     def loop(x):
         with tj.GradientTape() as tape:
@@ -557,12 +543,33 @@ def loop_jax():
     return jax.jit(jax.value_and_grad(f))
 
 
+def branch_autograd():
+    import autograd
+    import autograd.numpy as anp
+
+    def f(x):
+        return anp.sum(anp.tanh(x) * x) if anp.sum(x) > 0 else anp.sum(x * x)
+    return autograd.value_and_grad(f)
+
+
 def branch_torch(x):
     import torch
     x = x.detach().requires_grad_(True)
     y = torch.sum(torch.tanh(x) * x) if torch.sum(x) > 0 else torch.sum(x * x)
     y.backward()
     return y.detach(), x.grad
+
+
+def loop_autograd():
+    import autograd
+    import autograd.numpy as anp
+
+    def f(x):
+        y = x
+        while anp.sum(y * y) > 1.0:
+            y = 0.5 * y + 0.1 * anp.tanh(y)
+        return anp.sum(y * y)
+    return autograd.value_and_grad(f)
 
 
 def loop_torch(x):
@@ -600,8 +607,7 @@ def hvp_reference(d):
     return [hvp_np(*(d[k].astype(np.float64) for k in ("w", "x", "v")))]
 
 
-def hvp_tj():
-    import tapejit as tj
+def hvp_fn(tj):  # tj: tapejit, or tensorflow (same API)
 
     def hvp(w, x, v):
         with tj.GradientTape() as outer:
@@ -628,25 +634,79 @@ def hvp_jax():
     return hvp
 
 
+def hvp_autograd():
+    import autograd
+    import autograd.numpy as anp
+
+    def hvp(w, x, v):
+        grad_x = autograd.grad(lambda y: anp.sum(anp.tanh(anp.dot(w, y))))
+        return autograd.grad(lambda y: anp.sum(grad_x(y) * v))(x)
+    return hvp
+
+
 def hvp_torch(w, x, v):
+    # Forward-over-reverse with torch.func, the form torch.compile also compiles
+    # (torch.autograd.grad with create_graph=True failed under it).
+    import torch
+    grad_x = torch.func.grad(lambda y: torch.sum(torch.tanh(w @ y)))
+    return torch.func.jvp(grad_x, (x,), (v,))[1]
+
+
+# ---------------------------------------------------------------------------- 7. eager op chain
+
+def chain_setup(quick):
+    return {"x": np.random.default_rng(4).normal(0, 1, 64).astype(np.float32)}
+
+
+def chain_reference(d):
+    x = d["x"].astype(np.float64)
+    s = np.sin(x)
+    e = np.exp(s * x)
+    q = 1 + x * x
+    value = np.sum(e / q + np.tanh(x))
+    grad = e * (np.cos(x) * x + s) / q - e * 2 * x / q ** 2 + 1 - np.tanh(x) ** 2
+    return [value, grad]
+
+
+def chain_fn(tj):  # tj: tapejit, or tensorflow (same API)
+    def chain(x):
+        with tj.GradientTape() as tape:
+            tape.watch(x)
+            y = tj.reduce_sum(tj.exp(tj.sin(x) * x) / (1.0 + x * x) + tj.tanh(x))
+        return y, tape.gradient(y, x)
+    return chain
+
+
+def chain_np(x):
+    s = np.sin(x)
+    e = np.exp(s * x)
+    q = 1 + x * x
+    t = np.tanh(x)
+    value = np.sum(e / q + t)
+    return value, e * (np.cos(x) * x + s) / q - e * 2 * x / (q * q) + 1 - t * t
+
+
+def chain_jax():
+    import jax
+    import jax.numpy as jnp
+    return jax.jit(jax.value_and_grad(lambda x: jnp.sum(jnp.exp(jnp.sin(x) * x) / (1.0 + x * x) + jnp.tanh(x))))
+
+
+def chain_autograd():
+    import autograd
+    import autograd.numpy as anp
+    return autograd.value_and_grad(lambda x: anp.sum(anp.exp(anp.sin(x) * x) / (1.0 + x * x) + anp.tanh(x)))
+
+
+def chain_torch(x):
     import torch
     x = x.detach().requires_grad_(True)
-    (g,) = torch.autograd.grad(torch.sum(torch.tanh(w @ x)), x, create_graph=True)
-    (hv,) = torch.autograd.grad(torch.sum(g * v), x)
-    return hv
+    y = torch.sum(torch.exp(torch.sin(x) * x) / (1.0 + x * x) + torch.tanh(x))
+    y.backward()
+    return y.detach(), x.grad
 
 
 # ============================================================================ peers
-
-def _peer_available(module):
-    """Installed? Found without importing it: an import would load the peer's own OpenMP
-    runtime before tapejit's parallel rows set it up (an MLP step ran 4-5x slower)."""
-    import importlib.util
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
-
 
 def jax_builder(make, inputs):
     def builder(data):
@@ -655,77 +715,134 @@ def jax_builder(make, inputs):
         fn = make()
         args = [tuple(jnp.asarray(a) for a in call) for call in inputs(data)]
         return (lambda: jax.block_until_ready([fn(*a) for a in args])), np_outputs, None
-    return {"JAX jit": builder}
+    return {"jax": builder}
 
 
-def torch_builder(fn, inputs):
-    def builder(data):
+def torch_builders(fn, inputs):
+    def arguments(data):
         import torch
-        args = [tuple(torch.from_numpy(a.astype(np.int64) if a.dtype == np.int32 else a) for a in call)
+        return [tuple(torch.from_numpy(a.astype(np.int64) if a.dtype == np.int32 else a) for a in call)
                 for call in inputs(data)]
-        def outputs(result):  # one result per call: a tensor or a tuple of tensors
-            return [t.detach().numpy() for r in result for t in (r if isinstance(r, (list, tuple)) else [r])]
+
+    def outputs(result):  # one result per call: a tensor or a tuple of tensors
+        return [t.detach().numpy() for r in result for t in (r if isinstance(r, (list, tuple)) else [r])]
+
+    def builder(data):
+        args = arguments(data)
         return (lambda: [fn(*a) for a in args]), outputs, None
 
     def compiled_builder(data):  # torch.compile of the same function (Inductor, C++ kernels)
         import torch
-        run, outputs, _ = builder(data)
         compiled = torch.compile(fn)
-        args = [tuple(torch.from_numpy(a.astype(np.int64) if a.dtype == np.int32 else a) for a in call)
-                for call in inputs(data)]
+        args = arguments(data)
         return (lambda: [compiled(*a) for a in args]), outputs, None
-    rows = {"PyTorch eager": builder}
-    if TORCH_COMPILE:
-        rows["torch.compile"] = compiled_builder
-    return rows
+    return {"torch": builder, "torch-compile": compiled_builder}
+
+
+def mlp_autograd_builder(data):
+    import autograd
+    import autograd.numpy as anp
+
+    def loss(params, x, y):
+        w1, b1, w2, b2 = params
+        z = anp.maximum(anp.dot(x, w1) + b1, 0.0)
+        logits = anp.dot(z, w2) + b2
+        logits = logits - anp.max(logits, axis=1, keepdims=True)
+        picked = logits[anp.arange(logits.shape[0]), y]
+        return anp.mean(anp.log(anp.sum(anp.exp(logits), axis=1)) - picked)
+
+    value_and_grad = autograd.value_and_grad(loss)
+    params = [data[k].copy() for k in MLP_PARAMS]
+    x, y = data["x"], data["y"]
+
+    def run():
+        value, grads = value_and_grad(params, x, y)
+        for p, g in zip(params, grads):
+            p -= np.float32(MLP_LR) * g
+        return value
+    return run, (lambda loss: [np.asarray(loss)] + [p.copy() for p in params]), None
 
 
 # ============================================================================ registry
+#
+# Systems in table order: id -> (name in tables, module it needs).
+SYSTEMS = {
+    "tj-eager": ("tapejit eager", "tapejit"),
+    "tj-numba": ("tapejit compiled", "tapejit"),
+    "tj-numba-parallel": ("tapejit compiled, parallel=True", "tapejit"),
+    "tj-numpy": ("tapejit compiled, NumPy executor", "tapejit"),
+    "numpy": ("NumPy by hand", "numpy"),
+    "tf-eager": ("TensorFlow eager", "tensorflow"),
+    "tf-function": ("tf.function", "tensorflow"),
+    "jax": ("JAX jit", "jax"),
+    "torch": ("PyTorch eager", "torch"),
+    "torch-compile": ("torch.compile", "torch"),
+    "autograd": ("HIPS autograd", "autograd"),
+}
+FLOAT32 = 4  # bytes
 
-def _stateless(name, title, setup, reference, make_tj, np_fn, inputs, jax_make=None, torch_fn=None, calls=1):
-    builders = dict(tapejit_builders(make_tj, inputs))
+
+def _stateless(name, title, setup, reference, make_fn, np_fn, inputs, jax_make, torch_fn, autograd_make,
+               calls=1, flops=0):
+    builders = dict(tape_builders(make_fn, inputs))
     builders.update(numpy_builder(np_fn, inputs))
-    if jax_make is not None and _peer_available("jax"):
-        builders.update(jax_builder(jax_make, inputs))
-    if torch_fn is not None and _peer_available("torch"):
-        builders.update(torch_builder(torch_fn, inputs))
-    return Workload(name, title, setup, reference, builders, calls=calls)
+    builders.update(jax_builder(jax_make, inputs))
+    builders.update(torch_builders(torch_fn, inputs))
+    builders.update(autograd_builder(autograd_make, inputs))
+    return Workload(name, title, setup, reference, builders, calls=calls, flops=flops)
 
 
 def workloads(quick):
     n_trans = "1M" if quick else "10M"
     rows_xent = 1024 if quick else 4096
-    mlp_builders = dict(mlp_tapejit_builders())
-    mlp_builders["NumPy by hand"] = mlp_numpy_builder
-    if _peer_available("jax"):
-        mlp_builders["JAX jit"] = mlp_jax_builder
-    if _peer_available("torch"):
-        mlp_builders["PyTorch eager"] = mlp_torch_builder
+    mlp_builders = dict(mlp_tape_builders())
+    mlp_builders.update({"numpy": mlp_numpy_builder, "jax": mlp_jax_builder, "torch": mlp_torch_builder,
+                         "autograd": mlp_autograd_builder})
+    # forward x@w1, h@w2; backward dw2, dh, dw1 (x is not differentiated)
+    mlp_flops = 2 * 256 * (784 * 512 + 512 * 10) + 2 * 256 * (512 * 10 * 2 + 784 * 512)
     return [
         _stateless("seed", "seed: z = reduce_sum(x)**2 and dz/dx, x (2, 2) float32",
-                   seed_setup, seed_reference, seed_tj, seed_np, lambda d: [(d["x"],)], seed_jax, seed_torch),
+                   seed_setup, seed_reference, seed_fn, seed_np, lambda d: [(d["x"],)], seed_jax, seed_torch,
+                   seed_autograd),
+        _stateless("eager_chain", "eager_chain: sum(exp(sin(x)*x)/(1+x*x) + tanh(x)) and its gradient, "
+                   "x (64,) float32: a chain of small ops",
+                   chain_setup, chain_reference, chain_fn, chain_np, lambda d: [(d["x"],)], chain_jax, chain_torch,
+                   chain_autograd),
         _stateless("transcendental",
                    f"transcendental: reduce_sum(tanh(x)*sigmoid(x) + 0.5*x*x*exp(-abs(x))) and its gradient, "
                    f"{n_trans} float32",
-                   trans_setup, trans_reference, trans_tj, trans_np, lambda d: [(d["x"],)], trans_jax, trans_torch),
+                   trans_setup, trans_reference, trans_fn, trans_np, lambda d: [(d["x"],)], trans_jax, trans_torch,
+                   trans_autograd),
         Workload("mlp", "mlp: one SGD step of a 784-512-10 relu MLP, sparse softmax cross-entropy, batch 256, "
-                 "Variables updated in the step", mlp_setup, mlp_reference, mlp_builders, stateful=True),
+                 "Variables updated in the step", mlp_setup, mlp_reference, mlp_builders, stateful=True,
+                 flops=mlp_flops),
         _stateless("softmax_xent", f"softmax_xent: mean sparse softmax cross-entropy of ({rows_xent}, 1000) logits "
-                   "and its gradient", xent_setup, xent_reference, xent_tj, xent_np,
-                   lambda d: [(d["logits"], d["labels"])], xent_jax, xent_torch),
+                   "and its gradient", xent_setup, xent_reference, xent_fn, xent_np,
+                   lambda d: [(d["logits"], d["labels"])], xent_jax, xent_torch, xent_autograd),
         _stateless("control_flow/if", "control_flow/if: `if reduce_sum(x) > 0` picks the loss, branch alternating "
-                   "between calls, (4,) float32", branch_setup, branch_reference, branch_tj, branch_np,
-                   lambda d: [(d["pos"],), (d["neg"],)], branch_jax, branch_torch, calls=2),
+                   "between calls, (4,) float32", branch_setup, branch_reference, branch_fn, branch_np,
+                   lambda d: [(d["pos"],), (d["neg"],)], branch_jax, branch_torch, branch_autograd, calls=2),
         _stateless("control_flow/while", "control_flow/while: `while reduce_sum(y*y) > 1`, 2 and 4 trips alternating "
-                   "between calls, (4,) float32", loop_setup, loop_reference, loop_tj, loop_np,
-                   lambda d: [(d["short"],), (d["long"],)], loop_jax, loop_torch, calls=2),
+                   "between calls, (4,) float32", loop_setup, loop_reference, loop_fn, loop_np,
+                   lambda d: [(d["short"],), (d["long"],)], loop_jax, loop_torch, loop_autograd, calls=2),
         _stateless("hvp", "hvp: Hessian-vector product of sum(tanh(W @ x)), W 512x512, nested tapes",
-                   hvp_setup, hvp_reference, hvp_tj, hvp_np, lambda d: [(d["w"], d["x"], d["v"])],
-                   hvp_jax, hvp_torch),
+                   hvp_setup, hvp_reference, hvp_fn, hvp_np, lambda d: [(d["w"], d["x"], d["v"])],
+                   hvp_jax, hvp_torch, hvp_autograd, flops=3 * 2 * 512 * 512),
     ]
 
 
-# ============================================================================ running
+def workload_named(name, quick):
+    return next(w for w in workloads(quick) if w.name == name)
+
+
+def floor_bytes(data, expected):
+    """The least memory traffic of a call: read every input once, write every output once."""
+    inputs = sum(a.nbytes for a in data.values())
+    outputs = sum(np.asarray(e).size * FLOAT32 for e in expected)
+    return inputs + outputs
+
+
+# ============================================================================ one row
 
 def kernel_stats():
     from tapejit.runtime.kernel_cache import STATS
@@ -733,44 +850,47 @@ def kernel_stats():
 
 
 class SystemRun:
-    """One row: the system's run(), its first call, its check, then its timing."""
+    """One row, in its own process: build, time and check the first call, then time
+    batches (benchmarks/worker.py drives it)."""
 
-    def __init__(self, workload, name, builder):
-        self.workload, self.name, self.builder = workload, name, builder
+    def __init__(self, workload, system, data, expected):
+        self.workload, self.system = workload, system
+        self.data, self.expected = data, expected
         self.run = self.outputs = self.compiled = None
-        self.seconds = self.first = None
+        self.first = None
         self.kernels = self.note = ""
 
     def fail(self, note):
         self.run = None
         self.note = note
 
-    def prepare(self, data, expected):
+    def prepare(self):
         """Build, time the first call, check it (and the second step of a stateful workload)."""
+        expected = self.expected
         try:
-            self.run, self.outputs, self.compiled = self.builder(data)
-            compiles, loads = kernel_stats()
+            self.run, self.outputs, self.compiled = self.workload.builders[self.system](self.data)
+            counts = kernel_stats() if self.system.startswith("tj-numba") else None
             start = time.perf_counter()
             result = self.run()
             self.first = time.perf_counter() - start
-            if "numba" in self.name:
-                self.kernels = f"{kernel_stats()[0] - compiles} compiled, {kernel_stats()[1] - loads} from disk"
+            if counts is not None:
+                compiles, loads = kernel_stats()
+                self.kernels = f"{compiles - counts[0]} compiled, {loads - counts[1]} from disk"
             problem = compare(self.outputs(result), expected[0])
             if problem is None and self.workload.stateful:
                 problem = compare(self.outputs(self.run()), expected[1])
                 problem = problem and f"second step: {problem}"
             if problem is not None:
                 self.fail(f"MISMATCH: {problem}")
-        except Exception as e:  # noqa: BLE001 (report and go on with the other systems)
+        except Exception as e:  # noqa: BLE001 (reported in the row; the other systems go on)
             self.fail(describe_error(e))
 
-    def finish(self, expected):
+    def finish(self):
         """Check once more after timing (stateless workloads) and look at the trace counts."""
         try:
             if not self.workload.stateful:
-                problem = compare(self.outputs(self.run()), expected[0])
+                problem = compare(self.outputs(self.run()), self.expected[0])
                 if problem is not None:
-                    self.seconds = None
                     self.fail(f"MISMATCH after timing: {problem}")
                     return
             if self.compiled is not None:
@@ -778,7 +898,6 @@ class SystemRun:
                 if info.paths != self.workload.calls or info.traces != self.workload.calls:
                     self.note = f"unexpected {info}"
         except Exception as e:  # noqa: BLE001
-            self.seconds = None
             self.fail(describe_error(e))
 
 
@@ -789,105 +908,7 @@ def describe_error(e):
     return f"ERROR {type(e).__name__}: {message}{where}"
 
 
-def run_workload(workload, quick, repeats):
-    data = workload.setup(quick)
+def expected_outputs(workload, data):
+    """The float64 reference: [outputs] of a stateless workload, [step 1, step 2] of a stateful one."""
     expected = workload.reference(data)
-    if not workload.stateful:
-        expected = [expected]
-    rows = [SystemRun(workload, name, builder) for name, builder in workload.builders.items()]
-    for row in rows:
-        row.prepare(data, expected)
-    timed = [row for row in rows if row.run is not None]
-    try:
-        for row, seconds in zip(timed, interleaved_medians([row.run for row in timed], repeats), strict=True):
-            row.seconds = seconds / workload.calls
-    except Exception:  # noqa: BLE001 (a failure while timing: time the rows one by one to find it)
-        for row in timed:
-            try:
-                row.seconds = interleaved_medians([row.run], repeats)[0] / workload.calls
-            except Exception as e:  # noqa: BLE001
-                row.fail(describe_error(e))
-    for row in timed:
-        if row.run is not None:
-            row.finish(expected)
-    return rows
-
-
-def print_table(workload, rows):
-    base = next((row.seconds for row in rows if row.name == "NumPy by hand"), None)
-    print(f"### {workload.title}")
-    print("| system | per call | x NumPy | first call | kernels | note |")
-    print("|---|---:|---:|---:|---|---|")
-    for row in rows:
-        if row.seconds is not None:
-            per_call = format_seconds(row.seconds)
-        else:
-            per_call = "MISMATCH" if "MISMATCH" in row.note else "ERROR"
-        ratio = f"{row.seconds / base:.2f}" if row.seconds is not None and base else ""
-        shows_first = row.first is not None and ("compiled" in row.name or "jit" in row.name)
-        first = format_seconds(row.first) if shows_first else ""
-        note = row.note.replace("|", "\\|")
-        print(f"| {row.name} | {per_call} | {ratio} | {first} | {row.kernels} | {note} |")
-    print()
-    sys.stdout.flush()
-
-
-def blas_kernels():
-    """Which BLAS libraries and kernels NumPy (and the peers) loaded, as threadpoolctl sees them."""
-    try:
-        import threadpoolctl
-    except ImportError:
-        return "threadpoolctl not installed"
-    np.ones((2, 2)) @ np.ones((2, 2))  # load BLAS
-    infos = threadpoolctl.threadpool_info()
-    return ", ".join(f"{i.get('internal_api')} {i.get('version')} {i.get('architecture', '')} "
-                     f"{i.get('num_threads')} threads" for i in infos if i.get("user_api") == "blas") or "no BLAS seen"
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smaller sizes and fewer repeats (< ~3 min)")
-    parser.add_argument("--workloads", default="", help="comma-separated names or prefixes (default: all)")
-    parser.add_argument("--repeats", type=int, default=None, help="timed batches per system (default 7 quick, 15)")
-    parser.add_argument("--cold-cache", action="store_true",
-                        help="point TAPEJIT_CACHE_DIR at a fresh empty directory (cold Numba compiles)")
-    parser.add_argument("--torch-compile", action="store_true", help="add torch.compile rows (slow to compile)")
-    args = parser.parse_args(argv)
-    global TORCH_COMPILE
-    TORCH_COMPILE = args.torch_compile
-    repeats = args.repeats or (7 if args.quick else 15)
-    if args.cold_cache:
-        os.environ["TAPEJIT_CACHE_DIR"] = tempfile.mkdtemp(prefix="tapejit-bench-cache-")
-
-    import numba
-    from tapejit.runtime.kernel_cache import cache_dir
-
-    import tapejit as tj
-
-    every = workloads(args.quick)
-    wanted = [s.strip() for s in args.workloads.split(",") if s.strip()]
-    for s in wanted:
-        if not any(w.name.startswith(s) for w in every):
-            parser.error(f"no workload named {s!r}; choose from {', '.join(w.name for w in every)}")
-    selected = [w for w in every if not wanted or any(w.name.startswith(s) for s in wanted)]
-
-    peers = [f"{m} {'found' if _peer_available(m) else 'not installed: no rows'}" for m in ("jax", "torch")]
-    print(f"tapejit {tj.__version__}, numpy {np.__version__}, numba {numba.__version__}, "
-          f"Python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs")
-    blas_env = ", ".join(f"{k}={os.environ.get(k, '(unset)')}" for k in BLAS_ENV)
-    print(f"kernel cache: {cache_dir()}{' (fresh, cold)' if args.cold_cache else ''}; {'; '.join(peers)}")
-    print(f"BLAS: {blas_env}; {blas_kernels()}")
-    print(f"load average {os.getloadavg()[0]:.2f} at start (other work on the machine skews every row; "
-          f"rows are timed in interleaved rounds so that it skews them alike)")
-    print(f"median of {repeats} repeats per call (value and gradient), first call timed apart; "
-          f"checked against float64 NumPy at rtol {RTOL}\n")
-    sys.stdout.flush()
-
-    started = time.perf_counter()
-    for workload in selected:
-        print_table(workload, run_workload(workload, args.quick, repeats))
-    print(f"total {time.perf_counter() - started:.1f} s, load average {os.getloadavg()[0]:.2f} at the end")
-
-
-if __name__ == "__main__":
-    main()
+    return expected if workload.stateful else [expected]

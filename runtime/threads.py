@@ -47,4 +47,5 @@ def serialised(kernel):
     def call(*args):
         with SERIAL:
             return kernel(*args)
+    call.__wrapped__ = kernel
     return call

@@ -288,6 +288,8 @@ def _strong_dtype(values):
 def convert_group(values, op):
     """Convert an op's tensor arguments together: Python scalars adopt the dtype
     of the first tensor-like argument (or their own default if there is none)."""
+    if not values:
+        return []
     np_dtype = _strong_dtype(values)
     if np_dtype is None:
         first = convert(values[0], op=op)

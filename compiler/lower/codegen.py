@@ -9,6 +9,7 @@ array, so one module serves every shape with the same ranks, dtypes and
 broadcast pattern. Every generated statement is commented with the IR
 equation it implements."""
 import hashlib
+import inspect
 import itertools
 import re
 
@@ -483,7 +484,7 @@ def driver_call(kernel, fn_name, use, define, constant, ir_text):
     lines.append("try:")
     lines.append(f"    status = {fn_name}({', '.join(args)})")
     lines.append("except Exception as error:  # kernels raise nothing at run time: this is Numba compiling")
-    lines.append(f"    raise compile_error({constant(kernel)}, {constant(ir_text)}, error) from error")
+    lines.append(f"    raise compile_error({constant(kernel)}, {fn_name}, {constant(ir_text)}, error) from error")
     if region.guards:
         lines.append("if status:")
         lines.append(f"    raise GuardFailed({constant(tuple(region.guards))}[status - 1], None)")
@@ -499,21 +500,27 @@ def driver_call(kernel, fn_name, use, define, constant, ir_text):
     return lines
 
 
-def compile_error(kernel, ir_text, error):
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def compile_error(kernel, entry, ir_text, error):
     """The CompileError for a region Numba rejected (its message is the __cause__):
     names the IR equation at the generated line Numba complains about, else all of
-    the region's. `ir_text`: id(eqn) -> the equation's IR line, with the user's source line."""
+    the region's, and the module file in the kernel cache. `entry`: the region's
+    dispatcher; `ir_text`: id(eqn) -> the equation's IR line, with the user's source line."""
     from tapejit.tracer.errors import CompileError
-    message = str(error)
+    message = _ANSI.sub("", str(error))
+    module_file = inspect.unwrap(entry).__code__.co_filename  # the Python function Numba compiles
     where = None
     for path, line in re.findall(r'File "([^"]+)", line (\d+)', message):
-        if path.endswith(kernel.name + ".py") or kernel.name in path:
+        if path == module_file:
             where = kernel.equation_at_line.get(int(line))
-    if where is not None:
-        equations = [ir_text[id(where)]]
-    else:
-        equations = [text for text in ir_text.values()]
-    first = message.strip().splitlines()[-1] if message.strip() else type(error).__name__
+            break
+    equations = [ir_text[id(where)]] if where is not None else list(ir_text.values())
+    said = [ln.strip() for ln in message.splitlines() if ln.strip()]
+    # Numba's first line says which pipeline step failed, the next says why.
+    reason = next((ln for ln in said if not ln.startswith(("Failed in", "During:", "File ", "^"))),
+                  said[-1] if said else type(error).__name__)
     return CompileError("tj.compile: Numba could not compile the kernel for\n    "
                         + "\n    ".join(equations)
-                        + f"\n(generated source: {kernel.name}.py in the kernel cache; Numba said: {first})")
+                        + f"\n(generated source: {module_file}, function {kernel.name}; Numba said: {reason})")

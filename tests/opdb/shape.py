@@ -141,7 +141,8 @@ def concat_errors():
             ErrorInput((f32,), {"axis": 2}, ValueError,
                        r"tj\.concat: axis 2 is out of range for a tensor of rank 2"),
             ErrorInput((np.float32(1.0), np.float32(2.0)), {"axis": 0}, ValueError,
-                       r"tj\.concat: cannot concatenate 0-d")]
+                       r"tj\.concat: cannot concatenate 0-d"),
+            ErrorInput((), {"axis": 0}, ValueError, r"tj\.concat: values is empty")]
 
 
 def stack_op(*xs, axis=0):
@@ -163,7 +164,8 @@ def stack_errors():
             ErrorInput((np.ones((2, 3), np.float32), np.ones((2, 3), np.float64)), {}, TypeError,
                        r"tj\.stack: .*float64.*float32"),
             ErrorInput((np.ones((2, 3), np.float32),), {"axis": 3}, ValueError,
-                       r"tj\.stack: axis 3 is out of range")]
+                       r"tj\.stack: axis 3 is out of range"),
+            ErrorInput((), {}, ValueError, r"tj\.stack: values is empty")]
 
 
 UNSTACK = [(((2, 3),), {}), (((2, 3),), {"axis": 1}), (((3, 1, 2),), {"axis": -1}), (((1,),), {}),
