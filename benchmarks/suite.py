@@ -261,6 +261,7 @@ def plot(results, systems, path):
         return False
     fig, ax = plt.subplots(figsize=(11, 0.55 * len(results) * max(3, len(systems)) / 3 + 1.5))
     height = 0.8 / len(systems)
+    colors = plt.get_cmap("tab20")  # 20 distinct colours: one per system
     for j, system in enumerate(systems):
         ys, ratios = [], []
         for i, result in enumerate(results):
@@ -269,7 +270,7 @@ def plot(results, systems, path):
             if row is not None and best:
                 ys.append(i + j * height)
                 ratios.append(row.seconds / best)
-        ax.barh(ys, ratios, height=height, label=W.SYSTEMS[system][0])
+        ax.barh(ys, ratios, height=height, label=W.SYSTEMS[system][0], color=colors(j % colors.N))
     ax.set_xscale("log")
     ax.set_yticks([i + 0.4 - height / 2 for i in range(len(results))], [r["name"] for r in results])
     ax.invert_yaxis()

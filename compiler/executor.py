@@ -4,8 +4,10 @@ for differential tests). Its source is readable and registered in linecache,
 so tracebacks point at the IR equation that failed."""
 import contextlib
 import hashlib
+import itertools
 import linecache
 import threading
+import weakref
 
 import numpy as np
 
@@ -123,9 +125,20 @@ def build(program, kernels=None):
     """The program as a Python function; source kept on it as `.source`."""
     source, globals_ = generate_source(program, kernels=kernels)
     digest = hashlib.sha256(source.encode()).hexdigest()[:12]
-    filename = f"<tapejit {program.name} {digest}>"
+    fn = define(source, f"<tapejit {program.name} {digest}>", globals_, "run")
+    fn.source = source
+    return fn
+
+
+_SOURCES = itertools.count()
+
+
+def define(source, filename, globals_, name):
+    """The function `name` of generated `source`, its source in linecache (for
+    tracebacks) for as long as the function lives: evicted programs leave nothing."""
+    filename = f"{filename[:-1]} #{next(_SOURCES)}>"  # unique: one entry per function
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     exec(compile(source, filename, "exec"), globals_)
-    fn = globals_["run"]
-    fn.source = source
+    fn = globals_.pop(name)  # not kept in its own globals: no cycle, freed as soon as unused
+    weakref.finalize(fn, linecache.cache.pop, filename, None)
     return fn

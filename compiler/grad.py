@@ -69,6 +69,11 @@ def derive(program, values, check=False):
         tape.watch([arg_tensors[k] for k in wrt])
         rereads = _reread_params(program, params, wrt)
         _replay(program, env, trace, watch={id(value): tape for value, _ in rereads})
+        # F also gives the program's outputs and Variable writes, so it can replace the
+        # program. Taken before the boundary: an output the replay left untraced (a
+        # constant) becomes an equation of F here.
+        replayed = [trace.atom(env[id(a)]) if type(a) is Var else a
+                    for a in list(program.outputs) + [a for _, a in program.writes]]
         boundary = len(trace.body)
         STATE.recorders = [trace]
         _attribute_rules(tape, trace, env, program)
@@ -86,9 +91,6 @@ def derive(program, values, check=False):
         trace.source = None
     trace.source = ""  # constants the differentiation itself makes (zero gradients) have no user line
     joint = trace.program(grads)
-    # F also gives the program's outputs and Variable writes, so it can replace the program.
-    replayed = [trace.atom(env[id(a)]) if type(a) is Var else a
-                for a in list(program.outputs) + [a for _, a in program.writes]]
     forward, backward, num_residuals = _split(joint, program.name, boundary, len(params), len(cts), replayed)
     return Derivative(optimize(joint, check), optimize(forward, check), optimize(backward, check), wrt,
                       ct_outputs, num_residuals, _connections(program, params, wrt, ct_outputs, rereads))

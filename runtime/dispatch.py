@@ -2,10 +2,9 @@
 function per path that takes the call's leaves, reads Variables, runs the
 program, commits Variable writes and wraps the results, with no loops or
 lookups that could be done once at trace time."""
-import linecache
-
 import numpy as np
 
+from tapejit.compiler import executor
 from tapejit.tracer import core, nest
 from tapejit.tracer.tensor import Tensor
 
@@ -54,10 +53,7 @@ def build_fast_call(program, run, input_leaves, out_def, name):
             lines.append(f"    o{n}._value = outs[{n}]")
         lines.append(f"    return {result}")
     source = "\n".join(lines) + "\n"
-    filename = f"<tapejit call {name} {id(program):x}>"
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    exec(compile(source, filename, "exec"), globals_)
-    return globals_["call"]
+    return executor.define(source, f"<tapejit call {name}>", globals_, "call")
 
 
 def _literal(treedef, numbers):

@@ -187,6 +187,8 @@ def _publish(directory, name, data):
             existing = f.read()
     except FileNotFoundError:
         existing = None
+    except (NotADirectoryError, PermissionError):
+        raise  # the directory is the problem, not the entry: the caller falls back
     except OSError:  # unreadable: treat as corrupt
         existing = b""
     if existing == data:

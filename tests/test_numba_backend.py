@@ -92,7 +92,7 @@ def test_generated_kernels_run_as_plain_python_agree():
     args = [x.numpy() if a is program.inputs[0] else b.numpy() for a in region.inputs]
     stored = [np.empty(v.aval.shape, v.aval.dtype) for v in region.stored]
     assert not kernel.scalar_outputs
-    assert entry(*args, *stored, np.array(kernel.dims, np.int64)) == 0
+    assert entry(*args, *stored, np.array(kernel.dims, np.int64), np.array(kernel.floats)) == 0
     by_var = {id(v): a for v, a in zip(region.stored, stored)}
     np.testing.assert_allclose(by_var[id(program.outputs[0])], compiled[0].numpy(), rtol=1e-12)
     np.testing.assert_allclose(by_var[id(program.outputs[1])], compiled[1].numpy(), rtol=1e-12)

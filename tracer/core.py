@@ -157,7 +157,7 @@ def _python_scalar_array(value, np_dtype, op):
         raise DTypeError(f"tj.{op}: Python int {value!r} does not fit dtype {np_dtype.name}") from None
 
 
-def _default_array(value):
+def _default_array(value, op):
     """Python and NumPy values to an array with TensorFlow's default dtypes."""
     if isinstance(value, (np.ndarray, np.generic)):
         array = np.array(value)
@@ -182,7 +182,16 @@ def _default_array(value):
             array = array.astype(np.float32)
         dt.from_numpy(array.dtype)
         return array
-    raise TypeError(f"cannot convert {type(value).__name__} {value!r} to a tensor")
+    raise _not_convertible(value, op)
+
+
+def _not_convertible(value, op):
+    return TypeError(f"tj.{op}: cannot convert {type(value).__name__} {_short_repr(value)} to a tensor")
+
+
+def _short_repr(value):
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _leaves(value):
@@ -208,13 +217,17 @@ def _nested_values(value):
     return value
 
 
-def to_array(value, np_dtype=None):
+def to_array(value, np_dtype=None, op="convert_to_tensor"):
     """Convert a non-tensor value to a NumPy array or scalar of a supported dtype."""
     if np_dtype is None:
-        return _default_array(value)
+        return _default_array(value, op)
     if isinstance(value, (bool, int, float)):
-        return _python_scalar_array(value, np_dtype, "convert_to_tensor")
+        return _python_scalar_array(value, np_dtype, op)
+    if not isinstance(value, (np.ndarray, np.generic, list, tuple)):
+        raise _not_convertible(value, op)  # None, strings, objects: never numbers (None would be NaN)
     array = np.array(value)
+    if array.dtype.kind in "OSUV":
+        raise _not_convertible(value, op)
     if np_dtype.kind in "iu" and array.dtype.kind == "f" and not np.all(np.mod(array, 1) == 0):
         raise DTypeError(f"tj.convert_to_tensor: cannot convert float values to {np_dtype.name} "
                          "without losing their fractions")
@@ -237,7 +250,7 @@ def convert(value, dtype=None, op="convert_to_tensor"):
         captured = _captured(value)
         if captured is not None:
             return captured
-    return wrap(to_array(value, None if dtype is None else dt.numpy_dtype(dtype)))
+    return wrap(to_array(value, None if dtype is None else dt.numpy_dtype(dtype), op))
 
 
 def _captured(array):
@@ -270,8 +283,8 @@ def convert_like(value, np_dtype, op):
             captured = _captured(value)
             if captured is not None:
                 return captured
-        return wrap(to_array(value))
-    return wrap(to_array(value, np_dtype))
+        return wrap(to_array(value, op=op))
+    return wrap(to_array(value, np_dtype, op))
 
 
 def _strong_dtype(values):

@@ -236,7 +236,7 @@ class Variable:
         """old (+/-) delta. Not on any tape (TensorFlow's assignments are not
         differentiable), but seen by compiler traces, which record every op."""
         delta = self._operand(delta, op)
-        if delta.shape != self.shape and np.broadcast_shapes(delta.shape, self.shape) != self.shape:
+        if delta.shape != self.shape and not _broadcasts_to(delta.shape, self.shape):
             raise ShapeError(f"tj.Variable.{op}: delta has {describe(delta)} but Variable '{self.name}' "
                              f"has shape {self.shape}")
         recorders = core.STATE.recorders
@@ -273,3 +273,10 @@ class Variable:
 
 core.Tensor = Tensor
 core.Variable = Variable
+
+
+def _broadcasts_to(shape, target):
+    try:
+        return np.broadcast_shapes(shape, target) == target
+    except ValueError:  # not broadcastable at all
+        return False

@@ -50,25 +50,28 @@ def _group_decorator(reduces, parallel):
 class RegionSource:
     """A region's module: `source`, entry `name`, the atoms passed (the region's
     `inputs`, then its `stored` arrays, then `scalar_outputs` as arrays, then the
-    sizes), and `equation_at_line`: generated line number -> the IR equation it implements."""
+    sizes and literals), and `equation_at_line`: generated line number -> the IR
+    equation it implements."""
 
-    __slots__ = ("source", "name", "region", "scalar_outputs", "dims", "contiguous", "equation_at_line")
+    __slots__ = ("source", "name", "region", "scalar_outputs", "dims", "floats", "contiguous", "equation_at_line")
 
-    def __init__(self, source, name, region, scalar_outputs, dims, contiguous, equation_at_line):
+    def __init__(self, source, name, region, scalar_outputs, dims, floats, contiguous, equation_at_line):
         self.source = source
         self.name = name
         self.region = region
         self.scalar_outputs = scalar_outputs
-        self.dims = dims                # the sizes the entry reads from its int64 array, in order
+        self.dims = dims                # sizes and integer literals: the entry's int64 array D, in order
+        self.floats = floats            # float literals: the entry's float64 array F, in order
         self.contiguous = contiguous    # ids of inputs reshaped in the kernel (passed C-contiguous)
         self.equation_at_line = equation_at_line
 
 
-def describe(eqn):
-    """The equation as IR text without types or shape params: kernels are shared
-    by every shape, so their source must not mention one."""
-    def name(a):  # array constants are kernel arguments: their values and shapes are not code
-        return a.name if type(a) is not Literal else (a.text() if not a.aval.shape else "const")
+def describe(eqn, names):
+    """The equation as IR text without types, shape params or literal values: kernels
+    are shared by every shape (and every value of the program's literals, such as a
+    mean's 1/n), so their source must not mention one. names: id(atom) -> kernel name."""
+    def name(a):  # literals are kernel arguments: their values and shapes are not code
+        return a.name if type(a) is not Literal else (names[id(a)] if not a.aval.shape else "const")
     params = ", ".join(f"{k}={v!r}" for k, v in eqn.params.items() if k != "shape")
     head = f"{eqn.prim.name}[{params}]" if params else eqn.prim.name
     return f"{name(eqn.out)} = {head} {' '.join(name(a) for a in eqn.inputs)}"
@@ -151,10 +154,26 @@ def region_source(region, parallel=False):
     contiguous = set()
     view_sources = {id(u.eqn.inputs[0]) for u in region.units if type(u) is View}
 
+    floats = []
+
     def size_names(shape):
         start = len(dims)
         dims.extend(shape)
         return [f"d{start + k}" for k in range(len(shape))]
+
+    def program_literal(a):
+        """The entry's local for a scalar literal of the program, read from D or F."""
+        if id(a) not in names:
+            dtype = a.aval.dtype
+            value = np.asarray(a.value).reshape(()).item()
+            if dtype.kind == "f":
+                floats.append(float(value))
+                source = f"F[{len(floats) - 1}]"
+            else:
+                (source,) = size_names([int(value)])
+            names[id(a)] = f"s{len(names)}"
+            entry.emit(0, f"{names[id(a)]} = {_CTOR[dtype.name]}({source})")
+        return names[id(a)]
 
     for k, a in enumerate(region.inputs):
         name = f"a{k}"
@@ -193,9 +212,8 @@ def region_source(region, parallel=False):
         elif type(unit) is Scalar:
             eqn = unit.eqn
             name = names[id(eqn.out)] = f"s{len(names)}"
-            operands = [entry.literal(a.value, a.aval.dtype) if type(a) is Literal else names[id(a)]
-                        for a in eqn.inputs]
-            entry.emit(0, f"# {describe(eqn)}", eqn)
+            operands = [program_literal(a) if type(a) is Literal else names[id(a)] for a in eqn.inputs]
+            entry.emit(0, f"# {describe(eqn, names)}", eqn)
             if elementwise_rule(eqn) is None:  # a reduction or reshape of one number is that number
                 entry.emit(0, f"{name} = {_CTOR[eqn.out.aval.dtype.name]}({operands[0]})", eqn)
             else:
@@ -204,17 +222,17 @@ def region_source(region, parallel=False):
             eqn = unit.eqn
             name = names[id(eqn.out)] = f"w{len(names)}"
             sizes = size_names(eqn.out.aval.shape)
-            entry.emit(0, f"# {describe(eqn)}", eqn)
+            entry.emit(0, f"# {describe(eqn, names)}", eqn)
             entry.emit(0, f"{name} = {names[id(eqn.inputs[0])]}.reshape(({', '.join(sizes)},))", eqn)
         else:
             group_number += 1
-            _group(module, entry, region, unit, group_number, names, stored_ids, size_names,
+            _group(module, entry, region, unit, group_number, names, stored_ids, size_names, program_literal,
                    parallel, reassoc)
     for k, v in enumerate(scalar_outputs):
         params.append(f"o{k}")
         entry.emit(0, f"o{k}{_element(v.aval.shape)} = {names[id(v)]}")
     entry.emit(0, "return 0")
-    params.append("D")
+    params += ["D", "F"]
 
     dim_lines = [(f"    d{k} = D[{k}]", None) for k in range(len(dims))]
     lines = [(line, None) for line in ("import math", "import numba", "import numpy as np")]
@@ -233,8 +251,7 @@ def region_source(region, parallel=False):
     name = "k_" + hashlib.sha256(text.encode()).hexdigest()[:16]
     source = text.replace(_NAME, name)
     equation_at_line = {n + 1: eqn for n, (_, eqn) in enumerate(lines) if eqn is not None}
-    return RegionSource(source, name, region, scalar_outputs, dims, contiguous,
-                        equation_at_line)
+    return RegionSource(source, name, region, scalar_outputs, dims, floats, contiguous, equation_at_line)
 
 
 def _live(group, stored_ids):
@@ -249,7 +266,8 @@ def _live(group, stored_ids):
     return live[::-1]
 
 
-def _group(module, entry, region, group, number, names, stored_ids, size_names, parallel, reassoc):
+def _group(module, entry, region, group, number, names, stored_ids, size_names, program_literal, parallel,
+           reassoc):
     """Emit one group's loop nest: into the entry when it runs with the entry's
     flags, else as an inner function and its call. Each statement sits in the
     outermost loop its operands allow (a row's value is computed once per row,
@@ -280,7 +298,7 @@ def _group(module, entry, region, group, number, names, stored_ids, size_names, 
     def operand(a):
         """(expression, depth) of an atom inside the loop nest."""
         if type(a) is Literal and is_scalar(a.aval):
-            return fn.literal(a.value, a.aval.dtype), 0
+            program_literal(a)  # then passed in like any scalar
         if id(a) in local:
             return local[id(a)]
         if id(a) in recomputed:  # computed again here: cheaper than a store and a load
@@ -299,7 +317,7 @@ def _group(module, entry, region, group, number, names, stored_ids, size_names, 
     def define(eqn, t, note=""):
         parts = [operand(a) for a in eqn.inputs]
         depth = max((d for _, d in parts), default=0)
-        levels[depth].append((f"# {describe(eqn)}{note}", eqn))
+        levels[depth].append((f"# {describe(eqn, names)}{note}", eqn))
         levels[depth].append((f"{t} = {fn.expression(eqn, [text for text, _ in parts])}", eqn))
         local[id(eqn.out)] = (t, depth)
         return t, depth
@@ -333,7 +351,7 @@ def _group(module, entry, region, group, number, names, stored_ids, size_names, 
             step = _step(update, acc + "_b", value, red.out.aval.dtype, red)
         else:
             step = _step(update, acc, value, dtype, red)
-        levels[rank].append((f"# {describe(red)}", red))
+        levels[rank].append((f"# {describe(red, names)}", red))
         if is_scalar(red.out.aval):
             levels[rank].extend(step)
             results.append((red, acc, init, update))
@@ -380,7 +398,7 @@ def _group(module, entry, region, group, number, names, stored_ids, size_names, 
     call = f"{fname}({', '.join(sizes + arrays + scalars)})"
     entry.emit(0, "# one loop nest:")
     for eqn in eqns:
-        entry.emit(0, f"#   {describe(eqn)}", eqn)
+        entry.emit(0, f"#   {describe(eqn, names)}", eqn)
     if results:
         targets = ""
         for red, _, _, _ in results:
@@ -481,6 +499,7 @@ def driver_call(kernel, fn_name, use, define, constant, ir_text):
         lines.append(f"{name} = empty({v.aval.shape!r}, {constant(v.aval.dtype)})  # {type_text(v.aval)}")
         args.append(name)
     args.append(constant(np.array(kernel.dims, np.int64)))
+    args.append(constant(np.array(kernel.floats, np.float64)))
     lines.append("try:")
     lines.append(f"    status = {fn_name}({', '.join(args)})")
     lines.append("except Exception as error:  # kernels raise nothing at run time: this is Numba compiling")

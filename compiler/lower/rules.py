@@ -45,7 +45,8 @@ def _true_divide(a, c):
 
 def _sign(a, c):
     x = a[0]
-    return f"({c.lit(1)} if {x} > 0 else ({c.lit(-1)} if {x} < 0 else {x}))"  # keeps +-0 and NaN
+    # x - x: +0 for either zero (as NumPy), NaN for NaN
+    return f"({c.lit(1)} if {x} > 0 else ({c.lit(-1)} if {x} < 0 else {x} - {x}))"
 
 
 def _softplus(a, c):
