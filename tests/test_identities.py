@@ -24,7 +24,7 @@ import pytest
 import tapejit as tj
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from opdb import OP_DB, OPS_BY_NAME  # noqa: E402
+from opdb import OPS_BY_NAME, op_params  # noqa: E402
 from opdb.core import F64, LARGE, outputs  # noqa: E402
 
 BACKENDS = ("numpy", "numba")
@@ -101,17 +101,7 @@ def vjp_function(op, case):
     return vjp
 
 
-def identity_params():
-    out = []
-    for op in OP_DB:
-        if not op.supports_grad:
-            continue
-        marks = [pytest.mark.xfail(reason=op.xfail["vjp_identity"], strict=True)] if "vjp_identity" in op.xfail else []
-        out += [pytest.param(op, mode, marks=marks, id=f"{op.name}-{mode}") for mode in MODES]
-    return out
-
-
-@pytest.mark.parametrize("op, mode", identity_params())
+@pytest.mark.parametrize("op, mode", op_params(MODES, lambda op: op.supports_grad, "vjp_identity"))
 def test_vjp_inner_product_identity(op, mode):
     """T3: <J t, c> == <t, J^T c> (float64, rtol 1e-6), the tape eager or compiled."""
     for n, case in enumerate(identity_cases(op.name)):

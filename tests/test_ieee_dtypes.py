@@ -22,7 +22,7 @@ import pytest
 import tapejit as tj
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from opdb import OP_DB  # noqa: E402
+from opdb import op_params  # noqa: E402
 from opdb.core import F32, outputs  # noqa: E402
 
 BACKENDS = ("numpy", "numba")
@@ -195,17 +195,7 @@ def float32_samples(op, mode):
     return samples
 
 
-def float32_params():
-    out = []
-    for op in OP_DB:
-        if F32 not in op.dtypes:
-            continue
-        marks = [pytest.mark.xfail(reason=op.xfail["grad_dtype"], strict=True)] if "grad_dtype" in op.xfail else []
-        out += [pytest.param(op, mode, marks=marks, id=f"{op.name}-{mode}") for mode in MODES]
-    return out
-
-
-@pytest.mark.parametrize("op, mode", float32_params())
+@pytest.mark.parametrize("op, mode", op_params(MODES, lambda op: F32 in op.dtypes, "grad_dtype"))
 def test_float32_in_float32_out(op, mode):
     """T23: float32 inputs give float32 outputs and gradients (a dtype the call asks
     for, as cast's `dtype`, excepted), eagerly and compiled."""
