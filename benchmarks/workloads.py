@@ -375,14 +375,19 @@ def mlp_jax_builder(data):
     return run, (lambda loss: [np.asarray(loss)] + [np.asarray(p) for p in state[0]]), None
 
 
-def mlp_torch_builder(data):
+def mlp_torch_builder(data, compile_loss=False):
+    """PyTorch eager, or with the loss compiled (torch.compile; AOTAutograd compiles
+    its backward too) and the SGD update in eager PyTorch."""
     import torch
     params = [torch.tensor(data[k].copy(), requires_grad=True) for k in MLP_PARAMS]
     x, y = torch.from_numpy(data["x"]), torch.from_numpy(data["y"].astype(np.int64))
 
+    def loss_of(w1, b1, w2, b2):
+        return torch.nn.functional.cross_entropy(torch.relu(x @ w1 + b1) @ w2 + b2, y)
+    loss_fn = torch.compile(loss_of) if compile_loss else loss_of
+
     def run():
-        w1, b1, w2, b2 = params
-        loss = torch.nn.functional.cross_entropy(torch.relu(x @ w1 + b1) @ w2 + b2, y)
+        loss = loss_fn(*params)
         grads = torch.autograd.grad(loss, params)
         with torch.no_grad():
             for p, g in zip(params, grads):
@@ -797,6 +802,7 @@ def workloads(quick):
     rows_xent = 1024 if quick else 4096
     mlp_builders = dict(mlp_tape_builders())
     mlp_builders.update({"numpy": mlp_numpy_builder, "jax": mlp_jax_builder, "torch": mlp_torch_builder,
+                         "torch-compile": lambda data: mlp_torch_builder(data, compile_loss=True),
                          "autograd": mlp_autograd_builder})
     # forward x@w1, h@w2; backward dw2, dh, dw1 (x is not differentiated)
     mlp_flops = 2 * 256 * (784 * 512 + 512 * 10) + 2 * 256 * (512 * 10 * 2 + 784 * 512)
