@@ -1,0 +1,312 @@
+"""T6: random-program differential testing (TESTING.md section 3).
+
+Random DAGs of OP_DB ops (tests/fuzz_programs.py) return their outputs and
+gradients through a GradientTape (second-order ones through nested tapes) and
+run four ways, which must agree:
+
+* the NumPy float64 reference (each row's `ref`): values;
+* eagerly: values, and gradients against central differences of the reference
+  (second order: of the eager gradients) along a random direction;
+* tj.compile(backend="numpy") and tj.compile with Numba, with the tape inside
+  the compiled function or around it: values and gradients equal eager ones on
+  two sets of inputs and Python float parameters (the second reruns the cached
+  program: no retrace). Some inputs reach the compiled function as tj.Variables
+  it captures, assigned before each call, as a training step's weights do.
+
+Agreement is float64 rtol 1e-9, with an absolute floor of 1e-9 times the largest
+magnitude the program computes with (compiled reductions sum in another order;
+a sum that cancels keeps the rounding of its terms), and NaN in the same places.
+Inputs that make anything non-finite are rejected with `assume`, as NNSmith does.
+
+Random control flow: an `if` on a tensor picks between two random programs and
+a `while` on a tensor repeats a random step a data-dependent number of times;
+one compiled function is called with input sets taking different paths, in a
+random order, and every call must equal eager; each path traces once.
+
+Budget: derandomised and small by default (CI). TAPEJIT_FUZZ_EXAMPLES=N runs
+about N programs in all (shared out as in SHARES), TAPEJIT_FUZZ_RANDOM=1 draws
+new ones each run. Count what ran with --hypothesis-show-statistics:
+
+    TAPEJIT_FUZZ_EXAMPLES=2000 TAPEJIT_FUZZ_RANDOM=1 pytest -n 0 tests/test_fuzz.py --hypothesis-show-statistics
+"""
+import os
+import pathlib
+import sys
+import warnings
+
+import numpy as np
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import tapejit as tj
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from fuzz_programs import cases, control_flow_cases, programs  # noqa: E402
+
+BACKENDS = ("numpy", "numba")
+RTOL = 1e-9
+# float32 gradients of exactly rounded programs: broadcasting sums them in another order.
+FLOAT32_RTOL = 1e-5
+# Central differences (TESTING.md section 1): float64, step 1e-6; the step's
+# rounding adds about 1e-16 / 1e-6 of the loss's size.
+EPS, FD_ATOL, FD_RTOL, FD_ROUNDING = 1e-6, 1e-5, 1e-3, 1e-9
+
+# Programs per test by default (about 75 s of CPU on a 2-core machine with an
+# empty kernel cache, mostly Numba compiling), and each test's share of
+# TAPEJIT_FUZZ_EXAMPLES.
+DEFAULT_EXAMPLES = {"straight_line": 9, "second_order": 4, "control_flow": 2, "float32": 3, "special_values": 3}
+SHARES = {"straight_line": 0.5, "second_order": 0.2, "control_flow": 0.15, "float32": 0.1, "special_values": 0.05}
+
+
+def fuzz_settings(test):
+    budget = os.environ.get("TAPEJIT_FUZZ_EXAMPLES")
+    random = os.environ.get("TAPEJIT_FUZZ_RANDOM") == "1"
+    examples = max(1, round(int(budget) * SHARES[test])) if budget else DEFAULT_EXAMPLES[test]
+    # Numba compiles make examples slow; programs are large draws by design. Random
+    # runs keep failures in Hypothesis's example database (.hypothesis/), so an
+    # interrupted run replays them.
+    return settings(max_examples=examples, deadline=None, derandomize=not random,
+                    database=settings.default.database if random else None, print_blob=random,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+# ================================================================= running
+def differentiate(forward, xs, cotangents=None, directions=None):
+    """[*outputs, *gradients] of forward(*xs): the gradients of the outputs weighted
+    by `cotangents` (plain sums without). Given `directions`, also the gradients
+    of those gradients weighted by `directions` (Hessian-vector products), by a
+    tape around the first."""
+    if directions is None:
+        with tj.GradientTape() as tape:
+            tape.watch(xs)
+            outs = forward(*xs)
+        return [*outs, *tape.gradient(outs, xs, output_gradients=cotangents, unconnected_gradients="zero")]
+    with tj.GradientTape() as outer:
+        outer.watch(xs)
+        first = differentiate(forward, xs, cotangents)
+    grads = first[len(first) - len(xs):]
+    return [*first, *outer.gradient(grads, xs, output_gradients=directions, unconnected_gradients="zero")]
+
+
+def tensors(arrays):
+    return None if arrays is None else [tj.constant(a) for a in arrays]
+
+
+def arrays(results):
+    return [np.asarray(r) for r in results]
+
+
+def eager(program, xs, params=(), cotangents=None, directions=None):
+    """differentiate() of the program on eager tensors, as arrays."""
+    with np.errstate(all="ignore"):
+        return arrays(differentiate(lambda *s: program.run(s, params), tensors(xs), cotangents, directions))
+
+
+class Compiled:
+    """One tj.compile'd program; calling it gives what eager() gives. The tape is
+    inside the compiled function or around it; inputs listed in `captured` reach
+    it as tj.Variables it closes over (assigned before each call), the others as
+    tensor arguments; params as Python floats."""
+
+    def __init__(self, program, backend, tape_inside, captured=(), max_paths=8):
+        self.program, self.tape_inside, self.captured = program, tape_inside, captured
+        self.variables = {}
+        if tape_inside:
+            self.fn = tj.compile(lambda args, params, cot, dirs: differentiate(
+                lambda *xs: program.run(xs, params), self._with_variables(args), cot, dirs), backend=backend,
+                max_paths=max_paths)
+        else:
+            self.fn = tj.compile(lambda args, params: program.run(self._with_variables(args), params),
+                                 backend=backend, max_paths=max_paths)
+        self.where = f"{backend}, tape {'inside' if tape_inside else 'around'} the compiled function"
+
+    def _with_variables(self, args):
+        """The program's inputs: the captured Variables in their places among the tensor arguments."""
+        args = iter(args)
+        return [self.variables[i] if i in self.captured else next(args) for i in range(len(self.program.input_shapes))]
+
+    def _sources(self, xs):
+        for i in self.captured:
+            if i in self.variables:
+                self.variables[i].assign(xs[i])
+            else:
+                self.variables[i] = tj.Variable(xs[i])
+        return [self.variables[i] if i in self.captured else tj.constant(x) for i, x in enumerate(xs)]
+
+    def __call__(self, xs, params=(), cotangents=None, directions=None):
+        sources = self._sources(xs)
+        args = [s for i, s in enumerate(sources) if i not in self.captured]
+        with np.errstate(all="ignore"):
+            if self.tape_inside:
+                return arrays(self.fn(args, list(params), cotangents, directions))
+            forward = lambda *s: self.fn([x for i, x in enumerate(s) if i not in self.captured], list(params))  # noqa: E731
+            return arrays(differentiate(forward, sources, cotangents, directions))
+
+
+def all_finite(results):
+    return all(np.all(np.isfinite(r)) for r in results)
+
+
+def labels(n_outputs, n_inputs, order):
+    names = [f"output {k}" for k in range(n_outputs)] + [f"gradient in x{i}" for i in range(n_inputs)]
+    return names + [f"second-order gradient in x{i}" for i in range(n_inputs)] * (order == 2)
+
+
+def largest_finite(array):
+    return float(np.max(np.abs(array), initial=0.0, where=np.isfinite(array)))
+
+
+def magnitude(program, xs, params):
+    """The largest finite magnitude among the inputs and the values the NumPy reference computes."""
+    with np.errstate(all="ignore"):
+        values = [np.asarray(v) for v in program.values(xs, params, reference=True)]
+    return max((largest_finite(v) for v in values if v.dtype.kind == "f"), default=0.0)
+
+
+def assert_agree(got, want, scale, names, what, rtol=RTOL):
+    """Same dtypes and shapes, NaN in the same places, values within rtol (relative
+    to each value, with rtol * max(scale, the largest wanted magnitude) as a floor)."""
+    assert len(got) == len(want), f"{what}: {len(got)} results, expected {len(want)}"
+    for g, w, name in zip(got, want, names):
+        assert (g.dtype, g.shape) == (w.dtype, w.shape), f"{what}, {name}: {g.dtype}{g.shape}, expected {w.dtype}{w.shape}"
+        np.testing.assert_array_equal(np.isnan(g), np.isnan(w), err_msg=f"{what}, {name}: NaN positions")
+        np.testing.assert_allclose(g, w, rtol=rtol, atol=rtol * max(scale, largest_finite(w)), equal_nan=True,
+                                   err_msg=f"{what}, {name}")
+
+
+def inner(arrays_a, arrays_b):
+    return sum(float(np.sum(a * b)) for a, b in zip(arrays_a, arrays_b))
+
+
+def assert_directional_derivative(fn, xs, direction, analytic_terms, what):
+    """JAX-style check of fn's derivative along `direction` at xs: the central
+    difference against the sum of analytic_terms (the tape's gradient times the
+    direction), within FD_ATOL + FD_RTOL * the terms' summed size + the step's rounding."""
+    with np.errstate(all="ignore"):
+        ahead = fn([x + EPS * d for x, d in zip(xs, direction)])
+        behind = fn([x - EPS * d for x, d in zip(xs, direction)])
+    numeric = (ahead - behind) / (2 * EPS)
+    analytic = sum(float(np.sum(t)) for t in analytic_terms)
+    bound = (FD_ATOL + FD_RTOL * sum(float(np.sum(np.abs(t))) for t in analytic_terms)
+             + FD_ROUNDING * max(abs(ahead), abs(behind)) / EPS)
+    assert abs(numeric - analytic) <= bound, (
+        f"{what}: central difference {numeric!r}, tape {analytic!r} (bound {bound:.3g})")
+
+
+# =================================================================== tests
+def check_case(case, tape_inside, order):
+    program, first = case.program, case.calls[0]
+    n_in, n_out = len(first.inputs), len(program.outputs)
+    names = labels(n_out, n_in, order)
+
+    def gradient_args(call):
+        return tensors(call.cotangents), tensors(call.directions) if order == 2 else None
+
+    with np.errstate(all="ignore"):
+        reference = arrays(program.run(first.inputs, first.params, reference=True))
+    assume(all_finite(reference))
+    wanted = [eager(program, call.inputs, call.params, *gradient_args(call)) for call in case.calls]
+    assume(all(all_finite(w) for w in wanted))
+    scales = [magnitude(program, call.inputs, call.params) for call in case.calls]
+    assert_agree(wanted[0][:n_out], reference, scales[0], names, "eager vs NumPy reference")
+
+    # Away from the half-integer grid no kink or tie is within the step.
+    if program.has_true_derivative and not case.on_grid:
+        grads = wanted[0][n_out:n_out + n_in]
+        assert_directional_derivative(
+            lambda xs: inner(program.run(xs, first.params, reference=True), first.cotangents), first.inputs,
+            first.directions, [g * d for g, d in zip(grads, first.directions)], "eager gradient")
+        if order == 2:
+            second = wanted[0][n_out + n_in:]
+            assert_directional_derivative(
+                lambda xs: inner(eager(program, xs, first.params, tensors(first.cotangents))[n_out:],
+                                 first.directions),
+                first.inputs, first.directions, [s * d for s, d in zip(second, first.directions)],
+                "eager second-order gradient")
+
+    signatures = {tuple(np.shape(x) for x in call.inputs) for call in case.calls}
+    for backend in BACKENDS:
+        compiled = Compiled(program, backend, tape_inside, case.captured)
+        for k, (call, want, scale) in enumerate(zip(case.calls, wanted, scales)):
+            assert_agree(compiled(call.inputs, call.params, *gradient_args(call)), want, scale, names,
+                         f"compiled ({compiled.where}) vs eager, calls[{k}]")
+        # One trace per input shape: new values and parameters reuse the program.
+        assert compiled.fn.cache_info().traces == len(signatures), f"{compiled.where}: {compiled.fn.cache_info()}"
+
+
+@fuzz_settings("straight_line")
+@given(case=cases(programs()), tape_inside=st.booleans())
+def test_random_programs(case, tape_inside):
+    check_case(case, tape_inside, order=1)
+
+
+@fuzz_settings("second_order")
+@given(case=cases(programs(max_ops=12, second_order=True)), tape_inside=st.booleans())
+def test_random_programs_second_order(case, tape_inside):
+    check_case(case, tape_inside, order=2)
+
+
+@fuzz_settings("float32")
+@given(case=cases(programs(exact=True), dtype=np.float32), tape_inside=st.booleans())
+def test_random_float32_programs_round_as_numpy(case, tape_inside):
+    """Float32 programs of exactly rounded ops and data movement: compiled values
+    equal eager ones bit for bit (a float64 literal or intermediate would round
+    twice: TESTING.md T23), gradients are float32 and close."""
+    program, n_out = case.program, len(case.program.outputs)
+    wanted = [eager(program, call.inputs, call.params, tensors(call.cotangents)) for call in case.calls]
+    assume(all(all_finite(w) for w in wanted))
+    for backend in BACKENDS:
+        compiled = Compiled(program, backend, tape_inside, case.captured)
+        for k, (call, want) in enumerate(zip(case.calls, wanted)):
+            got = compiled(call.inputs, call.params, tensors(call.cotangents))
+            what = f"compiled ({compiled.where}) vs eager, calls[{k}]"
+            names = labels(n_out, len(call.inputs), 1)
+            for g, w, name in zip(got[:n_out], want, names):
+                assert g.dtype == w.dtype == np.float32, f"{what}, {name}: {g.dtype}"
+                np.testing.assert_array_equal(g, w, err_msg=f"{what}, {name}")
+            assert_agree(got[n_out:], want[n_out:], magnitude(program, call.inputs, call.params), names[n_out:],
+                         what, rtol=FLOAT32_RTOL)
+
+
+@fuzz_settings("special_values")
+@given(case=cases(programs(), special=True))
+def test_random_programs_on_special_values(case):
+    """IEEE semantics under fusion (TESTING.md T21): with NaN, infinities and
+    signed zeros among the inputs, compiled values equal eager ones, NaN in the
+    same places. Values only: gradients there are NaN-laden by nature."""
+    program = case.program
+    for backend in BACKENDS:
+        compiled = tj.compile(lambda xs, params: program.run(xs, params), backend=backend)
+        for k, call in enumerate(case.calls):
+            with np.errstate(all="ignore"):
+                want = arrays(program.run(tensors(call.inputs), call.params))
+                got = arrays(compiled(tensors(call.inputs), call.params))
+            assert_agree(got, want, magnitude(program, call.inputs, call.params),
+                         labels(len(want), 0, 1), f"compiled ({backend}) vs eager, calls[{k}]")
+
+
+@fuzz_settings("control_flow")
+@given(case=control_flow_cases(), tape_inside=st.booleans())
+def test_random_control_flow(case, tape_inside):
+    program = case.program
+    wanted = [eager(program, xs) for xs in case.input_sets]
+    assume(all(all_finite(w) for w in wanted))
+    for xs, want in zip(case.input_sets, wanted):
+        with np.errstate(all="ignore"):
+            reference = arrays(program.run(xs, reference=True))
+        assert_agree(want[:len(reference)], reference, 0.0, labels(len(reference), len(xs), 1),
+                     "eager vs NumPy reference")
+    paths = {program.path(xs) for xs in case.input_sets}
+    for backend in BACKENDS:
+        compiled = Compiled(program, backend, tape_inside, case.captured, case.max_paths)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for k in case.call_order:
+                n_in = len(case.input_sets[k])
+                assert_agree(compiled(case.input_sets[k]), wanted[k], 0.0, labels(len(wanted[k]) - n_in, n_in, 1),
+                             f"compiled ({compiled.where}) vs eager, inputs[{k}]")
+        # Each path traces once, up to max_paths; beyond, the function runs eagerly and says so once.
+        info = compiled.fn.cache_info()
+        assert info.paths == min(len(paths), case.max_paths), f"{compiled.where}: paths {sorted(paths)}, {info}"
+        fallback_warnings = [w for w in caught if "max_paths" in str(w.message)]
+        assert len(fallback_warnings) == (len(paths) > case.max_paths), f"{compiled.where}: {fallback_warnings}"
