@@ -14,8 +14,11 @@ def _sliced_shape(shape, index):
 
 
 def _slices(index):
-    # A normalised stop of -1 (reverse slices reaching index 0) means "past the start".
-    return tuple(slice(start, None if stop < 0 else stop, step) for start, stop, step in index)
+    """NumPy slices for normalised triples. A normalised -1 (reverse slices reaching
+    or starting before index 0) means "past the start", which NumPy would read as
+    the last element: an empty range becomes 0:0, a stop of -1 becomes None."""
+    return tuple(slice(0, 0) if not range(start, stop, step) else slice(start, None if stop < 0 else stop, step)
+                 for start, stop, step in index)
 
 
 # ------------------------------------------------------------ strided_slice
