@@ -1,19 +1,21 @@
 """Random tapejit programs for differential testing (TESTING.md T6).
 
-A `Program` is a DAG of OP_DB rows over 1-3 float64 inputs, drawn by the
-Hypothesis strategy `programs()`. One description runs two ways: `run()` calls
-each row's tapejit op, `run(reference=True)` its NumPy reference, so the tests
-can hold eager, compiled and NumPy results against each other. Which rows take
-part, and how, comes from the rows themselves (their samples, references,
-domains, broadcast declarations and gradient support); only the parameters of
-the shape ops (matmul, reshape, transpose, indexing) are drawn by hand.
+A `Program` is a DAG of OP_DB rows over 1-3 inputs of one dtype (float64; float32
+and integers for the exact tests), drawn by the Hypothesis strategy
+`programs()`. One description runs two ways: `run()` calls each row's tapejit
+op, `run(reference=True)` its NumPy reference, so the tests can hold eager,
+compiled and NumPy results against each other. Which rows take part, and how,
+comes from the rows themselves (their samples, references, domains, dtypes,
+broadcast declarations and gradient support); only the parameters of `where`,
+`clip_by_value` and the shape ops (matmul, einsum, reshape, transpose,
+indexing, slice, expand_dims, squeeze, broadcast_to, tile, pad, concat) are
+drawn by hand.
 
-`control_flow_cases()` wraps random programs in a data-dependent `if` and a
-bounded `while`, with thresholds calibrated on the drawn inputs so that the
-inputs take different paths.
-
-`Program.source()` prints a program as Python, ready to paste into a
-regression test.
+`cases()` adds the calls to make (inputs, Python scalar parameters,
+cotangents), `control_flow_cases()` wraps random programs in a data-dependent
+`if` and a bounded `while`, with thresholds calibrated on the drawn inputs so
+that the inputs take different paths. Both print as Python source, ready to
+paste into a regression test.
 """
 import math
 import warnings
@@ -26,17 +28,18 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import mutually_broadcastable_shapes
 
 import tapejit as tj
-from opdb import OP_DB, OPS_BY_NAME, OpInfo
-from opdb.core import BOOL, F64
+from opdb import OP_DB, OPS_BY_NAME, OpInfo  # tests/ is on sys.path: the test modules importing this put it there
+from opdb.core import BOOL, F32, F64, I32, I64
 from opdb.elementwise import SPECIALS
 
 # Small shapes keep Numba kernels and reference checks fast; size-0 and size-1
 # axes and 0-d inputs are in.
-INPUT_SHAPES = dict(min_dims=0, max_dims=3, min_side=0, max_side=6)
+INPUT_SHAPES = {"min_dims": 0, "max_dims": 3, "min_side": 0, "max_side": 6}
 MAX_RANK = 3
 # Python scalars a binary op may take instead of a tensor: 0 and 1 meet the
 # simplifier's x*1, x-0, x**1 rules.
 CONSTANTS = (0.0, 1.0, -1.0, 0.5, 2.0, 3.0)
+INT_CONSTANTS = (0, 1, -1, 2, 3, -3)
 
 
 # =================================================================== rows
@@ -59,6 +62,13 @@ def _reference(row, *args, **kwargs):
 def _keeps_shape(row, **kwargs):
     out = _reference(row, PROBE_2X3, **kwargs)
     return out is not None and out.shape == PROBE_2X3.shape and out.dtype == F64
+
+
+def _keeps_dtype(row, dtype, arity, out_dtype=None):
+    """Whether row takes `arity` arrays of dtype and gives out_dtype (default: dtype)."""
+    probe = np.arange(6).reshape(2, 3).astype(dtype)  # no negative integer powers
+    out = _reference(row, *[probe] * arity) if arity == 2 else _reference(row, probe, **_probe_kwargs(row))
+    return dtype in row.dtypes and out is not None and out.dtype == (out_dtype or dtype)
 
 
 def _float64_samples(row):
@@ -106,6 +116,14 @@ def _is_axis_op(row):
             and _keeps_shape(row, axis=-1))
 
 
+def _probe_kwargs(row):
+    """Keyword arguments that make a one-array row run on a (2, 3) probe."""
+    names = _kwarg_names(_float64_samples(row))
+    if "axis" in names:
+        return {"axis": 1}
+    return dict(_float64_samples(row)[0].kwargs)
+
+
 def _axis_op_flags(row):
     return tuple(sorted(_kwarg_names(_float64_samples(row)) - {"axis"}))
 
@@ -142,6 +160,32 @@ def _domain_interval(row, argnum, arity, kwargs):
     raise ValueError(f"OP_DB row {row.name}: no interval keeps argument {argnum} in its domain")
 
 
+def _valid_on_integers(row, argnum, arity, values):
+    """Whether row's reference takes integer argument `argnum` at `values` (the
+    others at 2) without an error or a floating-point warning (x // 0)."""
+    args = [np.full(len(values), 2, np.int64) for _ in range(arity)]
+    args[argnum] = np.asarray(values, np.int64)
+    try:
+        with np.errstate(all="raise"):
+            row.ref(*args)
+    except (ArithmeticError, ValueError):  # FloatingPointError; "Integers to negative integer powers"
+        return False
+    return True
+
+
+def _int_domain(row, argnum, arity):
+    """None when row's reference takes every integer constant as argument
+    `argnum`; otherwise the constants its domain function maps INT_CONSTANTS
+    to (nonzero divisors, pow's exponents 0-2)."""
+    if _valid_on_integers(row, argnum, arity, INT_CONSTANTS):
+        return None
+    domain = row.domain[argnum] if isinstance(row.domain, tuple) else row.domain
+    allowed = tuple(sorted({int(v) for v in domain(np.array(INT_CONSTANTS))}))
+    if not _valid_on_integers(row, argnum, arity, allowed):
+        raise ValueError(f"OP_DB row {row.name}: no integer constants keep argument {argnum} in its domain")
+    return allowed
+
+
 @dataclass(frozen=True, eq=False)
 class Rows:
     """The OP_DB rows a program draws from, by slot."""
@@ -151,7 +195,6 @@ class Rows:
     comparisons: tuple
     reductions: tuple
     axis_ops: tuple
-    where: OpInfo = OPS_BY_NAME["where"]
 
     def shuffled(self, draw):
         """The same rows, each group in a drawn order. Hypothesis favours the first
@@ -167,6 +210,14 @@ class Rows:
             return tuple(r for r in rows if set(r.primitives) <= EXACT_PRIMITIVES)
         return replace(self, unary=tuple(r for r in exact(self.unary) if DOMAINS[r.name] == (None,)),
                        binary=exact(self.binary), comparisons=exact(self.comparisons), reductions=(), axis_ops=())
+
+    def for_dtype(self, dtype):
+        """The rows taking dtype to dtype (comparisons: to bool)."""
+        return replace(self, unary=tuple(r for r in self.unary if _keeps_dtype(r, dtype, 1)),
+                       binary=tuple(r for r in self.binary if _keeps_dtype(r, dtype, 2)),
+                       comparisons=tuple(r for r in self.comparisons if _keeps_dtype(r, dtype, 2, BOOL)),
+                       reductions=tuple(r for r in self.reductions if _keeps_dtype(r, dtype, 1)),
+                       axis_ops=tuple(r for r in self.axis_ops if _keeps_dtype(r, dtype, 1)))
 
     def differentiable_twice(self):
         """The rows whose entries declare supports_gradgrad (for second-order programs)."""
@@ -189,6 +240,9 @@ ROWS = Rows(unary=tuple(r for r in OP_DB if _is_unary(r)),
 UNARY_KWARGS = {r.name: dict(_float64_samples(r)[0].kwargs) for r in ROWS.unary}
 DOMAINS = {r.name: tuple(_domain_interval(r, i, arity, UNARY_KWARGS.get(r.name, {})) for i in range(arity))
            for arity, rows in [(1, ROWS.unary), (2, ROWS.binary)] for r in rows}
+ROWS_BY_DTYPE = {dtype: ROWS.for_dtype(dtype) for dtype in (F64, F32, I32, I64)}
+INT_DOMAINS = {r.name: tuple(_int_domain(r, i, arity) for i in range(arity))
+               for arity, rows in [(1, ROWS_BY_DTYPE[I64].unary), (2, ROWS_BY_DTYPE[I64].binary)] for r in rows}
 WITH_IDENTITY = {r.name for r in ROWS.reductions if _has_identity(r)}
 AXIS_OP_FLAGS = {r.name: _axis_op_flags(r) for r in ROWS.axis_ops}
 ALONG_EMPTY_AXES = {r.name for r in ROWS.axis_ops if _takes_empty_axis(r)}
@@ -205,8 +259,15 @@ class Squash:
 
 
 @dataclass(frozen=True)
+class Const:
+    """A Python scalar argument, written into the program."""
+
+    value: float | int
+
+
+@dataclass(frozen=True)
 class Param:
-    """The program's Python float parameter `index` (tj.compile must not bake its value in)."""
+    """The program's Python scalar parameter `index` (tj.compile must not bake its value in)."""
 
     index: int
 
@@ -214,7 +275,7 @@ class Param:
 @dataclass(frozen=True, eq=False)
 class Node:
     row: OpInfo
-    args: tuple   # per argument: a value index (int), a Python float, a Param or a Squash
+    args: tuple   # per argument: a value index (int), a Const, a Param or a Squash
     kwargs: dict
 
 
@@ -227,8 +288,8 @@ def _argument(arg, values, params, reference):
         return arg.lo + (arg.hi - arg.lo) * _sigmoid(values[arg.value], reference)
     if isinstance(arg, Param):
         return params[arg.index]
-    if isinstance(arg, float):
-        return arg
+    if isinstance(arg, Const):
+        return arg.value
     return values[arg]
 
 
@@ -286,7 +347,7 @@ def _argument_source(arg, names):
         return f"{arg.lo!r} + {arg.hi - arg.lo!r} * tj.sigmoid({names[arg.value]})"
     if isinstance(arg, Param):
         return f"p{arg.index}"
-    return repr(arg) if isinstance(arg, float) else names[arg]
+    return repr(arg.value) if isinstance(arg, Const) else names[arg]
 
 
 def _literal(value):
@@ -295,9 +356,8 @@ def _literal(value):
     if isinstance(value, np.ndarray):
         if not value.size:
             return f"np.zeros({value.shape}, np.{value.dtype})"
-        if not value.flags.c_contiguous:
-            return f"np.asfortranarray({value.tolist()})"
-        return f"np.array({value.tolist()})"
+        text = f"np.array({value.tolist()}{'' if value.dtype == F64 else f', np.{value.dtype}'})"
+        return text if value.flags.c_contiguous else f"np.asfortranarray({text})"
     if isinstance(value, tuple):
         return f"({', '.join(map(_literal, value))}{',' if len(value) == 1 else ''})"
     return repr(value)
@@ -310,25 +370,32 @@ PUBLIC_NAMES = {id(fn): f"{prefix}.{attr}" for prefix, module in [("tj.linalg", 
 
 def _call_source(node, names):
     args = [_argument_source(a, names) for a in node.args]
-    if node.row is SHAPE_ROWS["getitem"]:
+    if node.row is HAND_DRAWN["getitem"]:
         return f"{args[0]}[{_literal(node.kwargs['key'])}]"
-    if node.row is SHAPE_ROWS["concat"]:
+    if node.row is HAND_DRAWN["concat"]:
         return f"tj.concat([{', '.join(args)}], axis={node.kwargs['axis']})"
+    if node.row is HAND_DRAWN["einsum"]:
+        return f"tj.einsum({node.kwargs['equation']!r}, {', '.join(args)})"
     kwargs = [f"{k}={_literal(v)}" for k, v in node.kwargs.items()]
     return f"{PUBLIC_NAMES[id(node.row.op)]}({', '.join(args + kwargs)})"
 
 
 # ================================================================= builder
 class _Builder:
-    """A program under construction: the shape and kind ("f" float64, "b" bool) of every value so far."""
+    """A program under construction: the shape of every value so far, and whether
+    it is a condition (bool, from a comparison) or data (the program's dtype).
+    Float programs squash arguments into their op's domain (unless `squash` is
+    off); integer ones, and those not squashing, put a constant there instead."""
 
-    def __init__(self, draw, input_shapes, rows, parameters, squash):
+    def __init__(self, draw, input_shapes, rows, dtype, parameters, squash):
         self.draw = draw
         self.rows = rows
+        self.integers = np.dtype(dtype).kind == "i"
+        self.constants = INT_CONSTANTS if self.integers else CONSTANTS
         self.parameters = parameters
-        self.squash = squash
+        self.squash = squash and not self.integers
         self.input_shapes = tuple(tuple(s) for s in input_shapes)
-        self.avals = [(s, "f") for s in self.input_shapes]
+        self.avals = [(s, False) for s in self.input_shapes]  # (shape, is a condition)
         self.nodes = []
         self.consumed = set()
         self.param_choices = []
@@ -336,52 +403,61 @@ class _Builder:
     def shape(self, value):
         return self.avals[value][0]
 
-    def floats(self, fits=lambda shape: True):
-        """The float values whose shape fits."""
-        return [i for i, (shape, kind) in enumerate(self.avals) if kind == "f" and fits(shape)]
+    def values(self, fits=lambda shape: True):
+        """The data values whose shape fits."""
+        return [i for i, (shape, condition) in enumerate(self.avals) if not condition and fits(shape)]
 
     def pick(self, fits=lambda shape: True):
-        """A float value whose shape fits, or None; shrinks toward the latest (long chains)."""
-        candidates = self.floats(fits)
+        """A data value whose shape fits, or None; shrinks toward the latest (long chains)."""
+        candidates = self.values(fits)
         if not candidates:
             return None
         return candidates[-1 - self.draw(st.integers(0, len(candidates) - 1))]
 
     def pick_partner(self, *shapes):
-        """A float value broadcasting with `shapes`, or None for a Python constant."""
+        """A data value broadcasting with `shapes`, or None for a Python constant."""
         if self.draw(st.booleans()):
             return None
         return self.pick(lambda shape: _broadcasts(shape, *shapes))
 
-    def constant(self, allowed=CONSTANTS):
-        """A Python float: a literal or, in programs with parameters, a new parameter taking any of `allowed`."""
+    def constant(self, allowed=None):
+        """A Python scalar (one of `allowed`, default all constants of the dtype): a
+        literal or, in programs with parameters, a new parameter."""
+        allowed = tuple(self.constants if allowed is None else allowed)
         if self.parameters and self.draw(st.booleans()):
-            self.param_choices.append(tuple(allowed))
+            self.param_choices.append(allowed)
             return Param(len(self.param_choices) - 1)
-        return self.draw(st.sampled_from(allowed))
+        return Const(self.draw(st.sampled_from(allowed)))
+
+    def constrained(self, row):
+        """Per argument of an elementwise row: None, or the constants its domain allows."""
+        if self.integers:
+            return INT_DOMAINS[row.name]
+        return tuple(None if interval is None else [c for c in CONSTANTS if interval[0] <= c <= interval[1]]
+                     for interval in DOMAINS[row.name])
 
     def in_domain(self, row, argnum, arg):
         """`arg` (a value index, or None for a constant) as row's argument `argnum`, kept in its domain."""
-        interval = DOMAINS.get(row.name, (None,) * (argnum + 1))[argnum]
-        if arg is None:
-            return self.constant([c for c in CONSTANTS if interval is None or interval[0] <= c <= interval[1]])
-        return arg if interval is None else Squash(arg, *interval)
+        allowed = self.constrained(row)[argnum]
+        if arg is None or (allowed is not None and not self.squash):
+            return self.constant(allowed)
+        return arg if allowed is None else Squash(arg, *DOMAINS[row.name][argnum])
 
     def add(self, row, args, kwargs=None):
         """Append row(*args, **kwargs); its shape comes from the NumPy reference on dummy values."""
         kwargs = kwargs or {}
-        dummies = [np.ones(shape, bool if kind == "b" else F64) for shape, kind in self.avals]
+        dummies = [np.ones(shape, bool if condition else F64) for shape, condition in self.avals]
         params = [choices[0] for choices in self.param_choices]
         out = np.asarray(row.ref(*[_argument(a, dummies, params, True) for a in args], **kwargs))
         self.nodes.append(Node(row, tuple(args), kwargs))
         self.consumed.update(_value_read(a) for a in args)
-        self.avals.append((out.shape, "b" if out.dtype == BOOL else "f"))
+        self.avals.append((out.shape, out.dtype == BOOL))
         return len(self.avals) - 1
 
     def program(self, outputs=None):
-        """By default every float value nothing consumes (unused inputs too) is an output."""
+        """By default every data value nothing consumes (unused inputs too) is an output."""
         if outputs is None:
-            outputs = [i for i, (_, kind) in enumerate(self.avals) if kind == "f" and i not in self.consumed]
+            outputs = [i for i in self.values() if i not in self.consumed]
         return Program(self.input_shapes, tuple(self.nodes), tuple(outputs), tuple(self.param_choices))
 
 
@@ -421,9 +497,10 @@ def add_binary(b):
     args = [x, b.pick_partner(b.shape(x))]
     if b.draw(st.booleans()):
         args.reverse()
-    if not b.squash and DOMAINS[row.name] != (None, None):
+    constrained = b.constrained(row)
+    if not b.squash and constrained != (None, None):
         # A constant takes the argument with a domain (a divisor), x the other.
-        args = [x if interval is None else None for interval in DOMAINS[row.name]]
+        args = [x if allowed is None else None for allowed in constrained]
     b.add(row, tuple(b.in_domain(row, i, a) for i, a in enumerate(args)))
 
 
@@ -438,7 +515,7 @@ def add_where(b):
     branches = [x, b.constant() if y is None else y]
     if b.draw(st.booleans()):
         branches.reverse()
-    b.add(b.rows.where, (cond, *branches))
+    b.add(HAND_DRAWN["where"], (cond, *branches))
 
 
 def _draw_axes(draw, rank):
@@ -484,9 +561,9 @@ def add_matmul(b):
     def fits(shape, transpose_b):
         return len(shape) >= 2 and shape[-1 if transpose_b else -2] == inner and _broadcasts(
             b.shape(x)[:-2], shape[:-2])
-    partners = [(v, t) for v in b.floats() for t in (False, True) if fits(b.shape(v), t)]
+    partners = [(v, t) for v in b.values() for t in (False, True) if fits(b.shape(v), t)]
     y, transpose_b = partners[b.draw(st.integers(0, len(partners) - 1))]
-    b.add(SHAPE_ROWS["matmul"], (x, y), {"transpose_a": transpose_a, "transpose_b": transpose_b})
+    b.add(HAND_DRAWN["matmul"], (x, y), {"transpose_a": transpose_a, "transpose_b": transpose_b})
 
 
 def _draw_shape_of_size(draw, size):
@@ -510,14 +587,14 @@ def _draw_shape_of_size(draw, size):
 
 def add_reshape(b):
     x = b.pick()
-    b.add(SHAPE_ROWS["reshape"], (x,), {"shape": _draw_shape_of_size(b.draw, _size(b.shape(x)))})
+    b.add(HAND_DRAWN["reshape"], (x,), {"shape": _draw_shape_of_size(b.draw, _size(b.shape(x)))})
 
 
 def add_transpose(b):
     x = b.pick()
     rank = len(b.shape(x))
     kwargs = {} if b.draw(st.booleans()) else {"perm": tuple(b.draw(st.permutations(range(rank))))}
-    b.add(SHAPE_ROWS["transpose"], (x,), kwargs)
+    b.add(HAND_DRAWN["transpose"], (x,), kwargs)
 
 
 def _draw_index(draw, shape):
@@ -533,8 +610,7 @@ def _draw_index(draw, shape):
         kind = draw(st.sampled_from(kinds))
         if kind == "slice":
             bound = st.none() | st.integers(-n - 1, n + 1)
-            step = draw(st.sampled_from([None, 1, 2, -1, -2]))
-            parts.append(slice(draw(bound), draw(bound), step))
+            parts.append(slice(draw(bound), draw(bound), draw(st.sampled_from([None, 1, 2, -1, -2]))))
         elif kind == "int":
             parts.append(draw(st.integers(-n, n - 1)))
             rank -= 1
@@ -555,20 +631,20 @@ def _draw_index(draw, shape):
 
 def add_getitem(b):
     x = b.pick()
-    b.add(SHAPE_ROWS["getitem"], (x,), {"key": _draw_index(b.draw, b.shape(x))})
+    b.add(HAND_DRAWN["getitem"], (x,), {"key": _draw_index(b.draw, b.shape(x))})
 
 
 def add_slice(b):
     x = b.pick()
     begin = [b.draw(st.integers(0, n)) for n in b.shape(x)]
     size = [b.draw(st.integers(-1, n - start)) for n, start in zip(b.shape(x), begin)]
-    b.add(SHAPE_ROWS["slice"], (x,), {"begin": begin, "size": size})
+    b.add(HAND_DRAWN["slice"], (x,), {"begin": begin, "size": size})
 
 
 def add_expand_dims(b):
     x = b.pick(_below_max_rank)
     rank = len(b.shape(x))
-    b.add(SHAPE_ROWS["expand_dims"], (x,), {"axis": b.draw(st.integers(-rank - 1, rank))})
+    b.add(HAND_DRAWN["expand_dims"], (x,), {"axis": b.draw(st.integers(-rank - 1, rank))})
 
 
 def add_squeeze(b):
@@ -576,7 +652,7 @@ def add_squeeze(b):
     ones = [a for a, n in enumerate(b.shape(x)) if n == 1]
     # An empty axis list means "every size-1 axis" to TensorFlow but "none" to NumPy: None instead.
     axes = b.draw(st.lists(st.sampled_from(ones), unique=True)) if ones else []
-    b.add(SHAPE_ROWS["squeeze"], (x,), {"axis": axes or None})
+    b.add(HAND_DRAWN["squeeze"], (x,), {"axis": axes or None})
 
 
 def add_broadcast_to(b):
@@ -585,20 +661,20 @@ def add_broadcast_to(b):
     shape = b.shape(x)
     leading = b.draw(st.lists(st.integers(0, 4), max_size=MAX_RANK - len(shape)))
     target = [*leading, *[b.draw(st.integers(0, 4)) if n == 1 else n for n in shape]]
-    b.add(SHAPE_ROWS["broadcast_to"], (x,), {"shape": tuple(target)})
+    b.add(HAND_DRAWN["broadcast_to"], (x,), {"shape": tuple(target)})
 
 
 def add_tile(b):
     x = b.pick()
-    b.add(SHAPE_ROWS["tile"], (x,), {"multiples": [b.draw(st.integers(0, 2)) for _ in b.shape(x)]})
+    b.add(HAND_DRAWN["tile"], (x,), {"multiples": [b.draw(st.integers(0, 2)) for _ in b.shape(x)]})
 
 
 def add_pad(b):
     x = b.pick(_not_scalar)
     kwargs = {"paddings": [[b.draw(st.integers(0, 2)), b.draw(st.integers(0, 2))] for _ in b.shape(x)]}
     if b.draw(st.booleans()):
-        kwargs["constant_values"] = b.draw(st.sampled_from(CONSTANTS))
-    b.add(SHAPE_ROWS["pad"], (x,), kwargs)
+        kwargs["constant_values"] = b.draw(st.sampled_from(b.constants))
+    b.add(HAND_DRAWN["pad"], (x,), kwargs)
 
 
 def add_concat(b):
@@ -611,12 +687,38 @@ def add_concat(b):
         return len(other) == len(shape) and all(m == n for a, (m, n) in enumerate(zip(other, shape))
                                                 if a != axis % len(shape))
     others = [b.pick(fits) for _ in range(b.draw(st.integers(1, 2)))]
-    b.add(SHAPE_ROWS["concat"], (x, *others), {"axis": axis})
+    b.add(HAND_DRAWN["concat"], (x, *others), {"axis": axis})
+
+
+def add_einsum(b):
+    """einsum of x and maybe another value: axes of equal size may share a letter
+    (contracted unless the output keeps it); the output keeps a drawn subset of
+    the letters in a drawn order, at most MAX_RANK."""
+    x = b.pick()
+    letters = "abcdefgh"
+    sizes = list(b.shape(x))  # per letter
+    operands, subscripts = [x], ["".join(letters[:len(sizes)])]
+    if b.draw(st.booleans()):
+        y = b.pick()
+        mine = []
+        for n in b.shape(y):
+            shared = [letters[k] for k, m in enumerate(sizes) if m == n and letters[k] not in mine]
+            if shared and b.draw(st.booleans()):
+                mine.append(b.draw(st.sampled_from(shared)))
+            else:
+                mine.append(letters[len(sizes)])
+                sizes.append(n)
+        operands.append(y)
+        subscripts.append("".join(mine))
+    used = letters[:len(sizes)]
+    kept = b.draw(st.lists(st.sampled_from(used), unique=True, max_size=MAX_RANK)) if used else []
+    b.add(HAND_DRAWN["einsum"], tuple(operands), {"equation": f"{','.join(subscripts)}->{''.join(kept)}"})
 
 
 def add_clip_by_value(b):
     x = b.pick()
-    b.add(SHAPE_ROWS["clip_by_value"], (x, b.constant((-1.0, -0.5, 0.0)), b.constant((0.5, 1.0, 2.0))))
+    low = b.constant([c for c in b.constants if c <= 0])
+    b.add(HAND_DRAWN["clip_by_value"], (x, low, b.constant([c for c in b.constants if c > 0])))
 
 
 # Kinds of node by family; a program draws a family, then a kind in it.
@@ -625,14 +727,14 @@ ELEMENTWISE_KINDS = (add_unary, add_binary, add_where, add_clip_by_value)
 REDUCING_KINDS = (add_reduction, add_axis_op)
 DATA_MOVEMENT_KINDS = (add_reshape, add_transpose, add_getitem, add_slice, add_expand_dims, add_squeeze,
                        add_broadcast_to, add_tile, add_pad, add_concat)
-SHAPE_KINDS = (add_matmul, *DATA_MOVEMENT_KINDS)
+SHAPE_KINDS = (add_matmul, add_einsum, *DATA_MOVEMENT_KINDS)
 FAMILIES = (ELEMENTWISE_KINDS, ELEMENTWISE_KINDS, REDUCING_KINDS, SHAPE_KINDS)
 EXACT_FAMILIES = (ELEMENTWISE_KINDS, ELEMENTWISE_KINDS, DATA_MOVEMENT_KINDS)
-# The rows the hand-written kinds use; second-order programs use them too.
-SHAPE_ROWS = {name: OPS_BY_NAME[name] for name in ("matmul", "reshape", "transpose", "getitem", "slice",
-                                                    "expand_dims", "squeeze", "broadcast_to", "tile", "pad",
-                                                    "concat", "clip_by_value")}
-assert all(row.supports_gradgrad for row in SHAPE_ROWS.values())
+# The rows of the kinds that draw their parameters by hand; second-order programs use them too.
+HAND_DRAWN = {name: OPS_BY_NAME[name] for name in ("where", "clip_by_value", "matmul", "einsum", "reshape",
+                                                    "transpose", "getitem", "slice", "expand_dims", "squeeze",
+                                                    "broadcast_to", "tile", "pad", "concat")}
+assert all(row.supports_gradgrad for row in HAND_DRAWN.values())
 
 # The shapes a kind can start from, where not every shape will do.
 NEEDS = {add_matmul: _matrix, add_axis_op: _not_scalar, add_pad: _not_scalar, add_concat: _not_scalar,
@@ -640,24 +742,25 @@ NEEDS = {add_matmul: _matrix, add_axis_op: _not_scalar, add_pad: _not_scalar, ad
 
 
 def _applicable(kind, b):
-    return bool(b.floats(NEEDS.get(kind, lambda shape: True)))
+    return bool(b.values(NEEDS.get(kind, lambda shape: True)))
 
 
 @st.composite
-def programs(draw, input_shapes=None, min_ops=2, max_ops=30, second_order=False, exact=False, families=FAMILIES,
-             last_only=False, parameters=True):
+def programs(draw, input_shapes=None, min_ops=2, max_ops=30, dtype=F64, second_order=False, exact=False,
+             families=FAMILIES, last_only=False, parameters=True):
     """A random Program of min_ops..max_ops nodes over 1-3 inputs of mutually
     broadcastable shapes (or `input_shapes`), drawing kinds of node from
-    `families`. second_order: only rows declaring supports_gradgrad. exact: only
-    exactly rounded rows and data movement (values must match NumPy's bit for
-    bit). last_only: the last node is the only output. parameters: some
-    constants become Python float parameters."""
+    `families`, and rows taking `dtype`. second_order: only rows declaring
+    supports_gradgrad. exact: only exactly rounded rows and data movement (values
+    must match NumPy's bit for bit). last_only: the last node is the only output.
+    parameters: some constants become Python scalar parameters."""
     if input_shapes is None:
         count = draw(st.integers(1, 3))
         input_shapes = draw(mutually_broadcastable_shapes(num_shapes=count, **INPUT_SHAPES)).input_shapes
-    rows = ROWS.exactly_rounded() if exact else ROWS.differentiable_twice() if second_order else ROWS
+    rows = ROWS_BY_DTYPE[np.dtype(dtype)]
+    rows = rows.exactly_rounded() if exact else rows.differentiable_twice() if second_order else rows
     families = EXACT_FAMILIES if exact else families
-    b = _Builder(draw, input_shapes, rows.shuffled(draw), parameters, squash=not exact)
+    b = _Builder(draw, input_shapes, rows.shuffled(draw), dtype, parameters, squash=not exact)
     families = [draw(st.permutations(family)) for family in families]  # as Rows.shuffled
     size = draw(st.integers(min_ops, max_ops))
     while len(b.nodes) < size:
@@ -669,13 +772,20 @@ def programs(draw, input_shapes=None, min_ops=2, max_ops=30, second_order=False,
 
 # ==================================================================== cases
 def draw_inputs(draw, shapes, label="inputs", dtype=F64, special=False):
-    """Arrays of `shapes`: uniform in [-2, 2), or on a half-integer grid (grid
-    values tie and sit on kinks on purpose); with `special`, some elements are
-    NaN, infinities, signed zeros... (OP_DB's SPECIALS); matrices maybe in
-    Fortran order (kernels must follow the strides). Returns (arrays, on_grid)."""
+    """Arrays of `shapes`. Floats: uniform in [-2, 2), or on a half-integer grid
+    (grid values tie and sit on kinks on purpose); with `special`, some elements
+    are NaN, infinities, signed zeros... (OP_DB's SPECIALS). Integers: in [-5, 5],
+    or anywhere in the dtype's range (on the "grid": sums and products wrap
+    around). Matrices maybe in Fortran order (kernels must follow the strides).
+    Returns (arrays, on_grid)."""
     on_grid = draw(st.booleans(), label=f"{label} on a grid")
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1), label=f"{label} seed"))
-    arrays = [np.asarray(rng.integers(-4, 5, s) / 2.0 if on_grid else rng.uniform(-2.0, 2.0, s), dtype) for s in shapes]
+    if np.dtype(dtype).kind == "i":
+        low, high = (np.iinfo(dtype).min, np.iinfo(dtype).max) if on_grid else (-5, 5)
+        arrays = [np.asarray(rng.integers(low, high, s, endpoint=True), dtype) for s in shapes]
+    else:
+        arrays = [np.asarray(rng.integers(-4, 5, s) / 2.0 if on_grid else rng.uniform(-2.0, 2.0, s), dtype)
+                  for s in shapes]
     if special:
         for a in arrays:
             chosen = rng.random(a.shape) < 0.3
@@ -732,14 +842,14 @@ class Case:
         printer.text(repr(self))
 
 
-# Rows whose parameters fit only the shapes they were drawn for.
+# Hand-drawn rows whose parameters fit only the shapes they were drawn for.
 SHAPE_SPECIFIC = ("reshape", "getitem", "slice", "broadcast_to", "squeeze")
 
 
 def _takes_shapes(program, shapes):
     """Whether the program runs on inputs of `shapes`: no node has shape-specific
     parameters and the NumPy reference accepts them (matmul's inner sizes, concat's)."""
-    if any(node.row is SHAPE_ROWS[name] for node in program.nodes for name in SHAPE_SPECIFIC):
+    if any(node.row is HAND_DRAWN[name] for node in program.nodes for name in SHAPE_SPECIFIC):
         return False
     try:
         with np.errstate(all="ignore"), warnings.catch_warnings():
@@ -829,6 +939,8 @@ class ControlFlowProgram:
 
 @dataclass(frozen=True, eq=False)
 class ControlFlowCase:
+    """A control-flow program, its input sets and the order to call them in."""
+
     program: ControlFlowProgram
     input_sets: list
     call_order: list  # indices into input_sets
@@ -848,15 +960,16 @@ def _separated(values, cut, margin):
 
 
 @st.composite
-def control_flow_cases(draw, input_sets=(3, 5)):
-    """A ControlFlowProgram and input sets that take different paths, called in a random order (with repeats)."""
+def control_flow_cases(draw):
+    """A ControlFlowProgram and 3-5 input sets that take different paths, called
+    in a random order (with repeats)."""
     shapes = draw(mutually_broadcastable_shapes(num_shapes=draw(st.integers(1, 3)), **INPUT_SHAPES)).input_shapes
     head = draw(programs(shapes, max_ops=6, parameters=False))
     then = draw(programs(shapes, max_ops=10, parameters=False))
     otherwise = draw(programs(shapes, max_ops=10, parameters=False))
     step = draw(programs([()], min_ops=1, max_ops=5, families=(ELEMENTWISE_KINDS,), last_only=True,
                          parameters=False))
-    sets = [draw_inputs(draw, shapes, f"set {k}")[0] for k in range(draw(st.integers(*input_sets)))]
+    sets = [draw_inputs(draw, shapes, f"set {k}")[0] for k in range(draw(st.integers(3, 5)))]
     with np.errstate(all="ignore"):
         head_totals = [float(np.sum(head.run(xs, reference=True)[0])) for xs in sets]
         assume(np.all(np.isfinite(head_totals)))
@@ -873,10 +986,14 @@ def control_flow_cases(draw, input_sets=(3, 5)):
                         for total, xs in zip(head_totals, sets)]
     assume(np.all(np.isfinite(state_totals)))
     # The lowest total starts the loop at level 0.5 (no trip), the highest at
-    # -MAX_TRIPS - 0.5 (all trips); the others spread between.
+    # -MAX_TRIPS - 0.5 (all trips); the others spread between. Equal totals make
+    # the same drawn number of trips.
     low, high = min(state_totals), max(state_totals)
-    gain = 0.0 if high - low < 1e-6 * (1 + abs(high)) else -(MAX_TRIPS + 1) / (high - low)
-    offset = 0.5 - gain * low
+    if high - low < 1e-6 * (1 + abs(high)):
+        gain, offset = 0.0, 0.5 - draw(st.integers(0, MAX_TRIPS))
+    else:
+        gain = -(MAX_TRIPS + 1) / (high - low)
+        offset = 0.5 - gain * low
     levels = [gain * t + offset for t in state_totals]
     assume(all(_separated(levels, -k, 1e-6) for k in range(MAX_TRIPS + 1)))
     program = ControlFlowProgram(head, threshold, then, otherwise, step, gain, offset)

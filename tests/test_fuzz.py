@@ -9,19 +9,23 @@ run four ways, which must agree:
   (second order: of the eager gradients) along a random direction;
 * tj.compile(backend="numpy") and tj.compile with Numba, with the tape inside
   the compiled function or around it: values and gradients equal eager ones on
-  two sets of inputs and Python float parameters (the second reruns the cached
-  program: no retrace). Some inputs reach the compiled function as tj.Variables
-  it captures, assigned before each call, as a training step's weights do.
+  each call: new values and Python float parameters reuse the cached program,
+  new shapes of the same ranks trace once more. Some inputs reach the compiled
+  function as tj.Variables it captures, assigned before each call, as a
+  training step's weights do.
 
 Agreement is float64 rtol 1e-9, with an absolute floor of 1e-9 times the largest
 magnitude the program computes with (compiled reductions sum in another order;
 a sum that cancels keeps the rounding of its terms), and NaN in the same places.
 Inputs that make anything non-finite are rejected with `assume`, as NNSmith does.
 
-Random control flow: an `if` on a tensor picks between two random programs and
-a `while` on a tensor repeats a random step a data-dependent number of times;
-one compiled function is called with input sets taking different paths, in a
-random order, and every call must equal eager; each path traces once.
+More random programs: float32 ones of exactly rounded ops (compiled values bit
+for bit), float64 ones on NaN, infinities and signed zeros (values), integer
+ones (values exactly, wrapping on overflow), and control flow: an `if` on a
+tensor picks between two random programs and a `while` on a tensor repeats a
+random step a data-dependent number of times; one compiled function is called
+with input sets taking different paths, in a random order, and every call must
+equal eager; each path traces once, up to max_paths.
 
 Budget: derandomised and small by default (CI). TAPEJIT_FUZZ_EXAMPLES=N runs
 about N programs in all (shared out as in SHARES), TAPEJIT_FUZZ_RANDOM=1 draws
@@ -47,15 +51,17 @@ BACKENDS = ("numpy", "numba")
 RTOL = 1e-9
 # float32 gradients of exactly rounded programs: broadcasting sums them in another order.
 FLOAT32_RTOL = 1e-5
-# Central differences (TESTING.md section 1): float64, step 1e-6; the step's
-# rounding adds about 1e-16 / 1e-6 of the loss's size.
+# Central differences (TESTING.md section 1): float64, step 1e-6; rounding the
+# terms of the function adds up to FD_ROUNDING / EPS of their summed size.
 EPS, FD_ATOL, FD_RTOL, FD_ROUNDING = 1e-6, 1e-5, 1e-3, 1e-9
 
-# Programs per test by default (about 75 s of CPU on a 2-core machine with an
-# empty kernel cache, mostly Numba compiling), and each test's share of
-# TAPEJIT_FUZZ_EXAMPLES.
-DEFAULT_EXAMPLES = {"straight_line": 9, "second_order": 4, "control_flow": 2, "float32": 3, "special_values": 3}
-SHARES = {"straight_line": 0.5, "second_order": 0.2, "control_flow": 0.15, "float32": 0.1, "special_values": 0.05}
+# Programs per test by default (about 85 s of CPU for this file on a 2-core
+# machine with an empty kernel cache, mostly Numba compiling), and each test's
+# share of TAPEJIT_FUZZ_EXAMPLES.
+DEFAULT_EXAMPLES = {"straight_line": 6, "second_order": 3, "control_flow": 2, "float32": 3, "special_values": 3,
+                    "integers": 3}
+SHARES = {"straight_line": 0.45, "second_order": 0.2, "control_flow": 0.15, "float32": 0.08, "special_values": 0.06,
+          "integers": 0.06}
 
 
 def fuzz_settings(test):
@@ -133,13 +139,15 @@ class Compiled:
                 self.variables[i] = tj.Variable(xs[i])
         return [self.variables[i] if i in self.captured else tj.constant(x) for i, x in enumerate(xs)]
 
+    def _arguments(self, sources):
+        return [s for i, s in enumerate(sources) if i not in self.captured]
+
     def __call__(self, xs, params=(), cotangents=None, directions=None):
         sources = self._sources(xs)
-        args = [s for i, s in enumerate(sources) if i not in self.captured]
         with np.errstate(all="ignore"):
             if self.tape_inside:
-                return arrays(self.fn(args, list(params), cotangents, directions))
-            forward = lambda *s: self.fn([x for i, x in enumerate(s) if i not in self.captured], list(params))  # noqa: E731
+                return arrays(self.fn(self._arguments(sources), list(params), cotangents, directions))
+            forward = lambda *s: self.fn(self._arguments(s), list(params))  # noqa: E731
             return arrays(differentiate(forward, sources, cotangents, directions))
 
 
@@ -163,32 +171,58 @@ def magnitude(program, xs, params):
     return max((largest_finite(v) for v in values if v.dtype.kind == "f"), default=0.0)
 
 
+def assert_same_types(got, want, names, what):
+    assert len(got) == len(want), f"{what}: {len(got)} results, expected {len(want)}"
+    for g, w, name in zip(got, want, names):
+        assert (g.dtype, g.shape) == (w.dtype, w.shape), (
+            f"{what}, {name}: {g.dtype}{g.shape}, expected {w.dtype}{w.shape}")
+
+
 def assert_agree(got, want, scale, names, what, rtol=RTOL):
     """Same dtypes and shapes, NaN in the same places, values within rtol (relative
     to each value, with rtol * max(scale, the largest wanted magnitude) as a floor)."""
-    assert len(got) == len(want), f"{what}: {len(got)} results, expected {len(want)}"
+    assert_same_types(got, want, names, what)
     for g, w, name in zip(got, want, names):
-        assert (g.dtype, g.shape) == (w.dtype, w.shape), f"{what}, {name}: {g.dtype}{g.shape}, expected {w.dtype}{w.shape}"
         np.testing.assert_array_equal(np.isnan(g), np.isnan(w), err_msg=f"{what}, {name}: NaN positions")
         np.testing.assert_allclose(g, w, rtol=rtol, atol=rtol * max(scale, largest_finite(w)), equal_nan=True,
                                    err_msg=f"{what}, {name}")
 
 
-def inner(arrays_a, arrays_b):
-    return sum(float(np.sum(a * b)) for a, b in zip(arrays_a, arrays_b))
+def assert_identical(got, want, names, what):
+    """Same dtypes, shapes and values (NaN equal to NaN)."""
+    assert_same_types(got, want, names, what)
+    for g, w, name in zip(got, want, names):
+        np.testing.assert_array_equal(g, w, err_msg=f"{what}, {name}")
 
 
-def assert_directional_derivative(fn, xs, direction, analytic_terms, what):
-    """JAX-style check of fn's derivative along `direction` at xs: the central
-    difference against the sum of analytic_terms (the tape's gradient times the
-    direction), within FD_ATOL + FD_RTOL * the terms' summed size + the step's rounding."""
+def compile_forward(program, backend):
+    """The program's outputs, without a tape, through tj.compile."""
+    return tj.compile(lambda xs, params: program.run(xs, params), backend=backend)
+
+
+def products(arrays_a, arrays_b):
+    return [a * b for a, b in zip(arrays_a, arrays_b)]
+
+
+def total(terms):
+    return sum(float(np.sum(t)) for t in terms)
+
+
+def size(terms):
+    return sum(float(np.sum(np.abs(t))) for t in terms)
+
+
+def assert_directional_derivative(terms_at, xs, direction, analytic_terms, what):
+    """JAX-style check of the derivative along `direction` at xs of a function
+    summing the arrays terms_at(xs): the central difference against the sum of
+    analytic_terms (the tape's gradient times the direction), within FD_ATOL +
+    FD_RTOL * the analytic terms' summed size + the step's rounding of the terms."""
     with np.errstate(all="ignore"):
-        ahead = fn([x + EPS * d for x, d in zip(xs, direction)])
-        behind = fn([x - EPS * d for x, d in zip(xs, direction)])
-    numeric = (ahead - behind) / (2 * EPS)
-    analytic = sum(float(np.sum(t)) for t in analytic_terms)
-    bound = (FD_ATOL + FD_RTOL * sum(float(np.sum(np.abs(t))) for t in analytic_terms)
-             + FD_ROUNDING * max(abs(ahead), abs(behind)) / EPS)
+        ahead = terms_at([x + EPS * d for x, d in zip(xs, direction)])
+        behind = terms_at([x - EPS * d for x, d in zip(xs, direction)])
+    numeric = (total(ahead) - total(behind)) / (2 * EPS)
+    analytic = total(analytic_terms)
+    bound = FD_ATOL + FD_RTOL * size(analytic_terms) + FD_ROUNDING * max(size(ahead), size(behind)) / EPS
     assert abs(numeric - analytic) <= bound, (
         f"{what}: central difference {numeric!r}, tape {analytic!r} (bound {bound:.3g})")
 
@@ -214,15 +248,14 @@ def check_case(case, tape_inside, order):
     if program.has_true_derivative and not case.on_grid:
         grads = wanted[0][n_out:n_out + n_in]
         assert_directional_derivative(
-            lambda xs: inner(program.run(xs, first.params, reference=True), first.cotangents), first.inputs,
-            first.directions, [g * d for g, d in zip(grads, first.directions)], "eager gradient")
+            lambda xs: products(program.run(xs, first.params, reference=True), first.cotangents), first.inputs,
+            first.directions, products(grads, first.directions), "eager gradient")
         if order == 2:
             second = wanted[0][n_out + n_in:]
             assert_directional_derivative(
-                lambda xs: inner(eager(program, xs, first.params, tensors(first.cotangents))[n_out:],
-                                 first.directions),
-                first.inputs, first.directions, [s * d for s, d in zip(second, first.directions)],
-                "eager second-order gradient")
+                lambda xs: products(eager(program, xs, first.params, tensors(first.cotangents))[n_out:],
+                                    first.directions),
+                first.inputs, first.directions, products(second, first.directions), "eager second-order gradient")
 
     signatures = {tuple(np.shape(x) for x in call.inputs) for call in case.calls}
     for backend in BACKENDS:
@@ -237,12 +270,14 @@ def check_case(case, tape_inside, order):
 @fuzz_settings("straight_line")
 @given(case=cases(programs()), tape_inside=st.booleans())
 def test_random_programs(case, tape_inside):
+    """Values and gradients: NumPy reference, central differences, eager and compiled agree."""
     check_case(case, tape_inside, order=1)
 
 
 @fuzz_settings("second_order")
 @given(case=cases(programs(max_ops=12, second_order=True)), tape_inside=st.booleans())
 def test_random_programs_second_order(case, tape_inside):
+    """As test_random_programs, with Hessian-vector products through nested tapes."""
     check_case(case, tape_inside, order=2)
 
 
@@ -261,9 +296,7 @@ def test_random_float32_programs_round_as_numpy(case, tape_inside):
             got = compiled(call.inputs, call.params, tensors(call.cotangents))
             what = f"compiled ({compiled.where}) vs eager, calls[{k}]"
             names = labels(n_out, len(call.inputs), 1)
-            for g, w, name in zip(got[:n_out], want, names):
-                assert g.dtype == w.dtype == np.float32, f"{what}, {name}: {g.dtype}"
-                np.testing.assert_array_equal(g, w, err_msg=f"{what}, {name}")
+            assert_identical(got[:n_out], want[:n_out], names, what)
             assert_agree(got[n_out:], want[n_out:], magnitude(program, call.inputs, call.params), names[n_out:],
                          what, rtol=FLOAT32_RTOL)
 
@@ -276,7 +309,7 @@ def test_random_programs_on_special_values(case):
     same places. Values only: gradients there are NaN-laden by nature."""
     program = case.program
     for backend in BACKENDS:
-        compiled = tj.compile(lambda xs, params: program.run(xs, params), backend=backend)
+        compiled = compile_forward(program, backend)
         for k, call in enumerate(case.calls):
             with np.errstate(all="ignore"):
                 want = arrays(program.run(tensors(call.inputs), call.params))
@@ -285,16 +318,44 @@ def test_random_programs_on_special_values(case):
                          labels(len(want), 0, 1), f"compiled ({backend}) vs eager, calls[{k}]")
 
 
+@fuzz_settings("integers")
+@given(case=st.sampled_from([np.int32, np.int64]).flatmap(
+    lambda dtype: cases(programs(dtype=dtype, parameters=False), dtype=dtype)))
+def test_random_integer_programs(case):
+    """Integer programs (wrapping around on overflow; Python int parameters would
+    retrace, so there are none): eager equals the NumPy reference and compiled
+    equals eager, exactly. Values only: integers have no gradients."""
+    program, names = case.program, labels(len(case.program.outputs), 0, 1)
+    with np.errstate(all="ignore"):
+        wanted = [arrays(program.run(tensors(call.inputs))) for call in case.calls]
+        # Some references divide through float64 (reduce_mean), exact for small integers only.
+        if not case.on_grid:
+            reference = arrays(program.run(case.calls[0].inputs, reference=True))
+            assert_identical(wanted[0], reference, names, "eager vs NumPy reference")
+    signatures = {tuple(np.shape(x) for x in call.inputs) for call in case.calls}
+    for backend in BACKENDS:
+        compiled = compile_forward(program, backend)
+        for k, (call, want) in enumerate(zip(case.calls, wanted)):
+            with np.errstate(all="ignore"):
+                got = arrays(compiled(tensors(call.inputs), []))
+            assert_identical(got, want, names, f"compiled ({backend}) vs eager, calls[{k}]")
+        assert compiled.cache_info().traces == len(signatures), f"{backend}: {compiled.cache_info()}"
+
+
 @fuzz_settings("control_flow")
 @given(case=control_flow_cases(), tape_inside=st.booleans())
 def test_random_control_flow(case, tape_inside):
+    """One compiled function, input sets taking different paths in a random order:
+    every call equals eager (values and gradients), each path traces once."""
     program = case.program
     wanted = [eager(program, xs) for xs in case.input_sets]
     assume(all(all_finite(w) for w in wanted))
-    for xs, want in zip(case.input_sets, wanted):
+    # The largest result of a call sets the floor of its tolerance (a gradient that cancels to 0 keeps rounding).
+    scales = [max(map(largest_finite, w)) for w in wanted]
+    for xs, want, scale in zip(case.input_sets, wanted, scales):
         with np.errstate(all="ignore"):
             reference = arrays(program.run(xs, reference=True))
-        assert_agree(want[:len(reference)], reference, 0.0, labels(len(reference), len(xs), 1),
+        assert_agree(want[:len(reference)], reference, scale, labels(len(reference), len(xs), 1),
                      "eager vs NumPy reference")
     paths = {program.path(xs) for xs in case.input_sets}
     for backend in BACKENDS:
@@ -303,7 +364,7 @@ def test_random_control_flow(case, tape_inside):
             warnings.simplefilter("always")
             for k in case.call_order:
                 n_in = len(case.input_sets[k])
-                assert_agree(compiled(case.input_sets[k]), wanted[k], 0.0, labels(len(wanted[k]) - n_in, n_in, 1),
+                assert_agree(compiled(case.input_sets[k]), wanted[k], scales[k], labels(len(wanted[k]) - n_in, n_in, 1),
                              f"compiled ({compiled.where}) vs eager, inputs[{k}]")
         # Each path traces once, up to max_paths; beyond, the function runs eagerly and says so once.
         info = compiled.fn.cache_info()

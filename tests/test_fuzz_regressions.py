@@ -8,6 +8,7 @@ import numpy as np
 
 import tapejit as tj
 
+
 # A reverse slice whose start lies before the first element (start < -n) is
 # empty in Python and NumPy. slice.indices() normalises both its start and stop
 # to -1; tapejit's strided_slice (tracer/ops/index.py, _slices) handed NumPy
