@@ -7,6 +7,7 @@ tests/test_kernel_cache.py damages the cache through load_kernel (truncated, emp
 bit-flipped .nbc; garbage, emptied .nbi; truncated .py) and covers unwritable
 directories at start-up; here are the remaining damages, met through @tj.compile.
 """
+import contextlib
 import json
 import os
 import pathlib
@@ -24,6 +25,9 @@ from tapejit.compiler.lower import rules
 from tapejit.runtime import kernel_cache
 from tapejit.tracer.ops import elementwise
 from tapejit.tracer.ops.linalg import matmul_p
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from privileges import permissions_bind  # noqa: E402
 
 # A child process: compiles each function named in argv[1] ({"degrees": [...],
 # "helper_dir": path or None}), calls it once and prints a JSON report.
@@ -173,18 +177,33 @@ def test_a_helper_edited_between_processes_serves_no_stale_kernel(tmp_path):
 
 # ------------------------------------------------------------------ the directory vanishes while running
 
-def _remove(directory):
+@contextlib.contextmanager
+def _removed(directory):
     shutil.rmtree(directory)
+    yield
 
 
-def _replace_by_a_file(directory):  # unwritable even for root (read-only permissions are not)
+@contextlib.contextmanager
+def _replaced_by_a_file(directory):
     shutil.rmtree(directory)
     directory.write_text("not a directory")
+    yield
+
+
+@contextlib.contextmanager
+def _made_read_only(directory):
+    directory.chmod(0o555)
+    try:
+        with permissions_bind():
+            yield
+    finally:
+        directory.chmod(0o755)
 
 
 @pytest.mark.parametrize("fault", [
-    pytest.param(_remove, id="removed"),
-    pytest.param(_replace_by_a_file, id="replaced_by_a_file"),
+    pytest.param(_removed, id="removed"),
+    pytest.param(_replaced_by_a_file, id="replaced_by_a_file"),
+    pytest.param(_made_read_only, id="made_read_only"),
 ])
 def test_cache_dir_lost_while_running_keeps_every_function_working_with_one_warning(tmp_path, monkeypatch, fault):
     monkeypatch.setattr(kernel_cache, "_RESOLVED", {})
@@ -197,9 +216,8 @@ def test_cache_dir_lost_while_running_keeps_every_function_working_with_one_warn
     np.testing.assert_allclose(f(x).numpy(), x.numpy() ** 2 + 1.0, rtol=1e-12)
     assert len(list(cache.glob("tapejit_k_*.py"))) == 1
 
-    fault(cache)
     recovered = kernel_cache.STATS["corrupt_entries_recovered"]
-    with warnings.catch_warnings(record=True) as caught:
+    with fault(cache), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         g = tj.compile(lambda x: x * x - x)  # new kernels, written after the directory went
         h = tj.compile(lambda x: x - x * x * x)
@@ -208,6 +226,8 @@ def test_cache_dir_lost_while_running_keeps_every_function_working_with_one_warn
         np.testing.assert_allclose(f(x - 1.0).numpy(), (x.numpy() - 1.0) ** 2 + 1.0, rtol=1e-12)
     assert len([w for w in caught if w.category is kernel_cache.KernelCacheWarning]) == 1, \
         [str(w.message) for w in caught]
+    if cache.is_dir():  # read-only: nothing new was written there
+        assert len(list(cache.glob("tapejit_k_*.py"))) == 1 and leftovers(cache) == []
     assert kernel_cache.STATS["corrupt_entries_recovered"] == recovered  # nothing was corrupt
 
 

@@ -20,6 +20,11 @@ from tapejit.runtime import kernel_cache as kc
 CHILD = r'''
 import json, os, sys, time, warnings
 spec = json.loads(sys.argv[1])
+if spec.get("tests_dir"):  # read-only means read-only, to root too (tests/privileges.py)
+    sys.path.insert(0, spec["tests_dir"])
+    from privileges import permissions_bind
+    binding = permissions_bind()
+    binding.__enter__()  # for the rest of this process (binding holds it)
 from tapejit.runtime import kernel_cache as kc
 import numpy as np
 
@@ -74,8 +79,9 @@ def _env(cache, numba_cache=None):
     return env
 
 
-def _start(cache, kernels, barrier=None, numba_cache=None):
-    spec = json.dumps({"kernels": kernels, "barrier": str(barrier) if barrier else None})
+def _start(cache, kernels, barrier=None, numba_cache=None, permissions_bind=False):
+    spec = json.dumps({"kernels": kernels, "barrier": str(barrier) if barrier else None,
+                       "tests_dir": str(pathlib.Path(__file__).resolve().parent) if permissions_bind else None})
     return subprocess.Popen([sys.executable, "-c", CHILD, spec], env=_env(cache, numba_cache),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -86,8 +92,8 @@ def _finish(proc):
     return json.loads(out.strip().splitlines()[-1])
 
 
-def run(cache, *kernels, numba_cache=None):
-    return _finish(_start(cache, list(kernels), numba_cache=numba_cache))
+def run(cache, *kernels, numba_cache=None, permissions_bind=False):
+    return _finish(_start(cache, list(kernels), numba_cache=numba_cache, permissions_bind=permissions_bind))
 
 
 def _corrupt_warnings(report):
@@ -275,13 +281,11 @@ def test_unwritable_cache_dir_falls_back_with_one_warning(tmp_path, how):
         (tmp_path / "afile").write_text("not a directory")
         cache = tmp_path / "afile" / "cache"
     else:
-        if os.geteuid() == 0:
-            pytest.skip("root ignores directory permissions (below_a_file covers the fallback)")
         cache = tmp_path / "ro"
         cache.mkdir()
         cache.chmod(0o555)
     try:
-        report = run(cache, KERNEL_A, KERNEL_B)
+        report = run(cache, KERNEL_A, KERNEL_B, permissions_bind=how == "read_only")
     finally:
         if how == "read_only":
             cache.chmod(0o755)
