@@ -214,6 +214,7 @@ class WeakFloat:
     code reads a float subclass's value directly, without asking it."""
 
     __slots__ = ("tensor",)
+    stands_for = "float"  # in error messages (tracer.errors.type_name)
 
     def __init__(self, tensor):
         self.tensor = tensor

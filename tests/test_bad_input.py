@@ -91,14 +91,7 @@ class BadCall:
     warmup: tuple | None = None  # a good call made first: the bad one is a compiled function's second
     modes: tuple = MODES
     options: dict = field(default_factory=dict)  # tj.compile options
-    bugs: dict = field(default_factory=dict)     # mode -> a known tapejit bug (strict xfail)
 
-
-def bug_in(modes, reason):
-    return dict.fromkeys(modes, reason)
-
-
-NOT_NAMING_THE_OP = "conversion of a non-tensor operand fails without naming the op"
 
 BAD_CALLS = {
     # ------------------------------------------------------------ shapes
@@ -164,9 +157,7 @@ BAD_CALLS = {
     "watch_a_string": BadCall(watch_and_double, (floats(3), "x"), ValueError,
                               r"tj\.GradientTape\.watch: expected a Tensor or Variable, got str"),
     "watch_a_python_float": BadCall(watch_and_double, (floats(3), 1.0), ValueError,
-                                    r"tj\.GradientTape\.watch: expected a Tensor or Variable, got float",
-                                    bugs=bug_in(BACKENDS, "compiled, a Python float argument reaches the function as "
-                                                          "the tracer's WeakFloat: the message says 'got WeakFloat'")),
+                                    r"tj\.GradientTape\.watch: expected a Tensor or Variable, got float"),
     "gradient_with_respect_to_a_string": BadCall(gradient_of_double, (floats(3), "x"), TypeError,
                                                  r"tj\.GradientTape\.gradient: sources must be Tensors or Variables, "
                                                  r"got str"),
@@ -186,8 +177,7 @@ def bad_call_params():
     out = []
     for name, bad in BAD_CALLS.items():
         for mode in bad.modes:
-            marks = [pytest.mark.xfail(reason=bad.bugs[mode], strict=True)] if mode in bad.bugs else []
-            out.append(pytest.param(name, mode, marks=marks, id=f"{name}-{mode}"))
+            out.append(pytest.param(name, mode, id=f"{name}-{mode}"))
     return out
 
 

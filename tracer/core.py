@@ -10,7 +10,7 @@ import threading
 import numpy as np
 
 from . import dtypes as dt
-from .errors import DTypeConversionError, DTypeError, ShapeError, describe
+from .errors import DTypeConversionError, DTypeError, ShapeError, describe, type_name
 
 EMPTY = {}
 
@@ -186,7 +186,7 @@ def _default_array(value, op):
 
 
 def _not_convertible(value, op):
-    return TypeError(f"tj.{op}: cannot convert {type(value).__name__} {_short_repr(value)} to a tensor")
+    return TypeError(f"tj.{op}: cannot convert {type_name(value)} {_short_repr(value)} to a tensor")
 
 
 def _short_repr(value):

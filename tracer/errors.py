@@ -30,3 +30,10 @@ def describe(x):
     dtype = getattr(x, "dtype", None)
     name = getattr(dtype, "name", dtype)
     return f"shape {tuple(shape) if shape is not None else '?'} and dtype {name}"
+
+
+def type_name(value):
+    """The name of value's type as the caller knows it. A stand-in the tracer
+    passes for a Python value declares what it stands for (a Python float while
+    tracing is a WeakFloat whose `stands_for` is "float")."""
+    return getattr(type(value), "stands_for", None) or type(value).__name__

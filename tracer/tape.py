@@ -15,7 +15,7 @@ import numpy as np
 
 from . import core, nest
 from .core import STATE, Primitive, ShapedArray, register
-from .errors import ShapeError, describe
+from .errors import ShapeError, describe, type_name
 from .ops.elementwise import PUBLIC
 from .ops.reduce import reduce_sum
 from .ops.shape import broadcast_to, reshape, stack
@@ -133,7 +133,7 @@ class GradientTape(Recorder):
                 self._roots.add(id(t))
             else:
                 raise ValueError(f"tj.GradientTape.watch: expected a Tensor or Variable, got "
-                                 f"{type(t).__name__}; convert it with tj.constant first")
+                                 f"{type_name(t)}; convert it with tj.constant first")
 
     def _watch_variable(self, var, tensor):
         if tensor._value.dtype.kind != "f":
@@ -289,7 +289,7 @@ class GradientTape(Recorder):
             # input of a recorded op gets None (as TensorFlow's tape).
             return [id(source)] if id(source) in self._on_tape else []
         raise TypeError(f"tj.GradientTape.gradient: sources must be Tensors or Variables, got "
-                        f"{type(source).__name__}")
+                        f"{type_name(source)}")
 
     def _backward(self, targets, seeds, sources, unconnected):
         source_ids = [self._source_ids(s) for s in sources]
@@ -384,7 +384,7 @@ def _as_target(t):
     if type(t) is Variable:
         return t._tensor
     if not isinstance(t, Tensor):
-        raise TypeError(f"tj.GradientTape: targets must be Tensors, got {type(t).__name__}")
+        raise TypeError(f"tj.GradientTape: targets must be Tensors, got {type_name(t)}")
     return t
 
 

@@ -4,7 +4,7 @@ import numpy as np
 
 from .. import core
 from ..core import Primitive, ShapedArray, register
-from ..errors import DTypeError, ShapeError
+from ..errors import DTypeError, ShapeError, type_name
 from .elementwise import PUBLIC
 from .rules import INTEGERS, normalize_axes
 
@@ -195,7 +195,7 @@ def getitem(x, key):
             index.append((0, d, 1))
             out_shape.append(d)
         else:
-            raise TypeError(f"tj.__getitem__: unsupported index {item!r} of type {type(item).__name__}; "
+            raise TypeError(f"tj.__getitem__: unsupported index {item!r} of type {type_name(item)}; "
                             "use ints, slices, None, ... or one integer tensor")
         axis += 1
 
