@@ -1,4 +1,4 @@
-"""What a compiled function reads from its globals and closure cells.
+"""What a compiled function reads from globals and closure cells.
 
 Tracing bakes such values into the program (numbers, strings, tensors) or reads
 them by reference (Variables, captured arrays). A later rebinding would make the
@@ -6,9 +6,22 @@ program silently stale, so every call compares a token of them with the one
 seen at trace time: numbers and strings by value, tensors, arrays and Variables
 by identity (a captured array's contents are data: read at each call). The
 snapshot holds the captured objects themselves, so identity is never confused
-by a recycled id. Modules,
-functions and classes are not data and are not checked.
+by a recycled id. Modules, functions and classes are not data and are not checked.
+
+The reads are found in the code, before tracing: the function's own, and that of
+every user function it reaches by name (helpers in its module or another,
+`module.helper`, nested functions and lambdas, closures, decorated and compiled
+functions), with `module.CONSTANT` reads among them. Library code (the standard
+library, installed packages, tapejit itself) is not followed: its globals are
+not rebound between calls.
 """
+import functools
+import inspect
+import os
+import sys
+import sysconfig
+import types
+
 import numpy as np
 
 from tapejit.tracer.tensor import Tensor, Variable
@@ -25,23 +38,79 @@ def _is_data(value):
 
 
 def captured_refs(fn):
-    """[(holder, name)]: a global (dict, name) or a closure cell (cell, None) holding data."""
-    refs = []
-    code = getattr(fn, "__code__", None)
-    if code is None:
-        return refs
-    namespace = fn.__globals__
-    for name in code.co_names:
-        if name in namespace and _is_data(namespace[name]):
-            refs.append((namespace, name))
+    """[(holder, name)]: the globals (dict, name) and closure cells (cell, None)
+    holding data that fn reads, itself or through the user functions it reaches."""
+    refs = {}
+    _read_by(fn, refs, {}, library_too=True)
+    return list(refs.values())
+
+
+def _read_by(fn, refs, seen, library_too=False):
+    fn = _python_function(fn)
+    if fn is None or id(fn) in seen or (not library_too and _is_library(fn.__code__)):
+        return
+    seen[id(fn)] = fn  # kept alive, so no id is recycled during the walk
+    _read_by_code(fn.__code__, fn.__globals__, refs, seen)
     for cell in fn.__closure__ or ():
         try:
             value = cell.cell_contents
         except ValueError:  # an empty cell
             continue
         if _is_data(value):
-            refs.append((cell, None))
-    return refs
+            refs[id(cell), None] = (cell, None)
+        else:
+            _read_by(value, refs, seen)
+
+
+def _read_by_code(code, namespace, refs, seen):
+    for name in code.co_names:  # global names and attribute names alike: a spare check costs nothing stale
+        if name.startswith("__"):  # module metadata (__name__, __file__), not program data
+            continue
+        value = namespace.get(name, _MISSING)
+        if _is_data(value):
+            refs[id(namespace), name] = (namespace, name)
+        elif isinstance(value, types.ModuleType):  # module.CONSTANT, module.helper
+            members = vars(value)
+            for attr in code.co_names:
+                member = _MISSING if attr.startswith("__") else members.get(attr, _MISSING)
+                if _is_data(member):
+                    refs[id(members), attr] = (members, attr)
+                elif member is not _MISSING:
+                    _read_by(member, refs, seen)
+        elif value is not _MISSING:
+            _read_by(value, refs, seen)
+    for const in code.co_consts:  # nested functions, lambdas and comprehensions share the namespace
+        if isinstance(const, types.CodeType):
+            _read_by_code(const, namespace, refs, seen)
+
+
+def _python_function(value):
+    """The Python function behind value (itself, or what a tj.compile or functools.wraps
+    wrapper wraps), or None for anything else (classes, builtins, data)."""
+    if isinstance(value, (type, types.ModuleType)) or not callable(value):
+        return None
+    try:
+        value = inspect.unwrap(value)
+    except ValueError:  # a __wrapped__ cycle
+        return None
+    if isinstance(value, types.MethodType):  # a bound method read by name
+        value = value.__func__
+    return value if isinstance(value, types.FunctionType) else None
+
+
+def _is_library(code):
+    return code.co_filename.startswith(_library_dirs())
+
+
+@functools.cache
+def _library_dirs():
+    """The standard library, installed packages and tapejit's own packages, each
+    with a trailing separator."""
+    paths = sysconfig.get_paths()
+    dirs = {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
+    dirs |= {os.path.dirname(sys.modules[name].__file__)
+             for name in ("tapejit", "tapejit.tracer", "tapejit.compiler", "tapejit.runtime")}
+    return tuple(os.path.join(os.path.abspath(d), "") for d in dirs)
 
 
 def _value(holder, name):

@@ -2,6 +2,7 @@
 program inputs and effects, result structure, side effects, escape hatches and
 introspection (SPEC.md "@tj.compile"; TESTING.md T8, T15, T16, T23)."""
 import collections
+import functools
 import inspect
 import math
 import pathlib
@@ -9,6 +10,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import types
 import warnings
 
 import numpy as np
@@ -700,18 +702,41 @@ INITIAL = {"float": (2.0, 5.0), "tensor": (tj.constant(3.0), tj.constant(7.0)),
            "variable": (tj.Variable(1.0), tj.Variable(11.0)), "array": (np.ones(2, np.float32), 13.0)}
 
 
-def _rebinding_namespace(kind):
-    """fn(x) reading the global G from its own module namespace; `change()` rebinds G
-    (or, for an array, mutates it in place)."""
+# fn(x) reading a global G, by each route a compiled function reads one. In
+# "mod." sources, G and helper live in another module, `mod`.
+READ_ROUTES = {
+    "global": "def fn(x):\n    return x * 2.0 + G\n",
+    "helper": "def helper(x):\n    return x + G\n\ndef fn(x):\n    return helper(x * 2.0)\n",
+    "lambda": "def fn(x):\n    add = lambda y: y + G\n    return add(x * 2.0)\n",
+    "decorated_helper": ("def logged(f):\n    @functools.wraps(f)\n    def wrapper(x):\n        return f(x)\n"
+                         "    return wrapper\n\n@logged\ndef helper(x):\n    return x + G\n\n"
+                         "def fn(x):\n    return helper(x * 2.0)\n"),
+    "compiled_helper": "@tj.compile\ndef helper(x):\n    return x + G\n\ndef fn(x):\n    return helper(x * 2.0)\n",
+    "module_attribute": "def fn(x):\n    return x * 2.0 + mod.G\n",
+    "helper_in_a_module": "def fn(x):\n    return mod.helper(x * 2.0)\n",
+}
+MODULE_HELPER = "def helper(x):\n    return x + G\n"
+
+
+def _rebinding_global(kind, route):
+    """fn(x) reading the global G by `route`; `change()` rebinds G (or, for an
+    array, mutates it in place)."""
     old, new = INITIAL[kind]
-    namespace = {"G": np.array(old) if kind == "array" else old}
-    exec("def fn(x):\n    return x * 2.0 + G\n", namespace)
+    namespace = {"tj": tj, "functools": functools, "G": np.array(old) if kind == "array" else old}
+    holder = namespace
+    if route.startswith(("module", "helper_in")):
+        mod = types.ModuleType("rebinding_helpers")
+        holder = vars(mod)
+        holder["G"] = namespace.pop("G")
+        exec(MODULE_HELPER, holder)
+        namespace["mod"] = mod
+    exec(READ_ROUTES[route], namespace)
 
     def change():
         if kind == "array":
-            namespace["G"][:] = new
+            holder["G"][:] = new
         else:
-            namespace["G"] = new
+            holder["G"] = new
     return namespace["fn"], change
 
 
@@ -731,13 +756,15 @@ def _rebinding_closure(kind):
     return fn, change
 
 
-@pytest.mark.parametrize("scope", ["global", "closure"])
+@pytest.mark.parametrize("scope", [*READ_ROUTES, "closure"])
 @pytest.mark.parametrize("kind", ["float", "tensor", "variable", "array"])
 def test_rebinding_captured_values_is_never_silently_stale(kind, scope):
-    """T15: a global or closure cell rebound (float, tensor, Variable) or a captured
-    array mutated between calls: the new value is used (a retrace is fine) or an
-    error is raised; a stale result is not acceptable."""
-    fn, change = (_rebinding_namespace if scope == "global" else _rebinding_closure)(kind)
+    """T15: a global (read by the function, by a helper, a lambda, a decorated or
+    compiled helper, as a module attribute, by a helper in another module) or a
+    closure cell rebound (float, tensor, Variable) or a captured array mutated
+    between calls: the new value is used (a retrace is fine) or an error is
+    raised; a stale result is not acceptable."""
+    fn, change = _rebinding_closure(kind) if scope == "closure" else _rebinding_global(kind, scope)
     f = tj.compile(fn)
     x = tj.constant([1.0, 2.0])
     np.testing.assert_array_equal(f(x).numpy(), fn(x).numpy())
