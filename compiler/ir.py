@@ -15,6 +15,7 @@ import numpy as np
 
 from tapejit.tracer.core import REGISTRY, ShapedArray
 from tapejit.tracer.dtypes import _BY_NUMPY
+from tapejit.tracer.errors import TapejitError
 
 _SHORT = {"float32": "f32", "float64": "f64", "int32": "i32", "int64": "i64", "bool": "bool"}
 
@@ -230,8 +231,9 @@ def pretty(program):
 
 
 # ----------------------------------------------------------------- verifier
-class IRError(AssertionError):
-    """The program breaks an IR invariant (a compiler bug, not a user error)."""
+class IRError(TapejitError, AssertionError):
+    """The program breaks an IR invariant (a compiler bug, not a user error). An
+    AssertionError too: it is an internal consistency check."""
 
 
 def verify(program):

@@ -361,5 +361,5 @@ def test_verify_rejects_unregistered_primitives_and_foreign_operands():
                        [a]))
 
 
-def test_irerror_is_public_and_an_assertion():
-    assert issubclass(tj.IRError, AssertionError)
+def test_irerror_is_public_a_tapejit_error_and_an_assertion():
+    assert issubclass(tj.IRError, tj.TapejitError) and issubclass(tj.IRError, AssertionError)
