@@ -52,12 +52,11 @@ class SignatureEntry:
     """The trace tree of one signature: its paths (the first is tried first), and
     which to try when a path's guard fails."""
 
-    __slots__ = ("paths", "fallback", "last_failure", "after", "runner_up")
+    __slots__ = ("paths", "fallback", "after", "runner_up")
 
     def __init__(self):
         self.paths = []
         self.fallback = False
-        self.last_failure = None
         self.after = {}          # (failed path, guard index) -> the paths to try next, best bet first
         self.runner_up = None    # (path, hit number) of the last path that ran after the first failed
 
@@ -110,9 +109,15 @@ class CompiledFunction:
 
     # ------------------------------------------------------------ calling
     def _split_static(self, args, kwargs):
-        if not self.static_argnames:
+        """(dynamic positional args, dynamic keyword args, static (name, value) pairs).
+        A keyword argument the function also takes by position is passed by position,
+        so f(x) and f(x=x) share one signature (and one trace)."""
+        if not (self.static_argnames or kwargs):
             return args, kwargs, ()
-        bound = self._signature.bind(*args, **kwargs)
+        try:
+            bound = self._signature.bind(*args, **kwargs)
+        except TypeError as exc:  # as calling the function would raise
+            raise TypeError(f"{self.__name__}() {exc}") from None
         static = []
         for name in self.static_argnames:
             if name in bound.arguments:
@@ -158,7 +163,6 @@ class CompiledFunction:
                 try:
                     result = entry.paths[0].fast_call(args)
                 except executor.GuardFailed as failure:
-                    entry.last_failure = failure
                     return self._other_paths(entry, args, failure)
                 self._hits += 1
                 if len(entries) > 1:
@@ -174,7 +178,9 @@ class CompiledFunction:
         if paths is None:
             paths = entry.after[key] = _next_paths(entry.paths, first, failure)
         result = self._first_path(entry, paths, lambda path: path.fast_call(args))
-        return self._call(args, {}) if result is _NO_PATH else result
+        if result is _NO_PATH:  # a new path: traced, or (past max_paths) run eagerly
+            return self.fn(*args) if entry.fallback else self._call(args, {})
+        return result
 
     def _first_path(self, entry, paths, run):
         """run(path) for the first of `paths` whose guards hold, or _NO_PATH. A path
@@ -184,8 +190,7 @@ class CompiledFunction:
         for path in paths:
             try:
                 result = run(path)
-            except executor.GuardFailed as failure:
-                entry.last_failure = failure
+            except executor.GuardFailed:
                 continue
             self._hits += 1
             if path is not entry.paths[0]:
@@ -232,8 +237,6 @@ class CompiledFunction:
         return entry
 
     def _run(self, entry, key, leaves, treedef, static):
-        if entry.fallback:
-            return self._eager(leaves, treedef, static)
         if STATE.recorders:
             def run(path):
                 return self._execute(path, *_gather(leaves, path.program), leaves)
@@ -241,9 +244,11 @@ class CompiledFunction:
             def run(path):
                 return path.fast_call(leaves)
         result = self._first_path(entry, list(entry.paths), run)
-        if result is _NO_PATH:
-            return self._trace_and_run(entry, key, leaves, treedef, static)
-        return result
+        if result is not _NO_PATH:
+            return result
+        if entry.fallback:  # past max_paths: the compiled paths still serve the calls they fit
+            return self._eager(leaves, treedef, static)
+        return self._trace_and_run(entry, key, leaves, treedef, static)
 
     def _execute(self, path, inputs, reads, leaves):
         program = path.program
@@ -260,29 +265,27 @@ class CompiledFunction:
     # ------------------------------------------------------------ tracing
     def _trace_and_run(self, entry, key, leaves, treedef, static):
         with self._lock:
-            if len(entry.paths) >= self.max_paths:
-                entry.fallback = True
-                if not self._fallback_warned:
-                    self._fallback_warned = True
-                    failure = entry.last_failure
-                    where = failure.guard.source if failure is not None else "?"
-                    warnings.warn(f"tj.compile: {self.__name__} took more than max_paths={self.max_paths} "
-                                  f"control-flow paths for one signature (the guard at {where} keeps changing); "
-                                  "running it eagerly from now on for this signature",
-                                  stacklevel=_user_stacklevel())
-                return self._eager(leaves, treedef, static)
+            failed = []  # the guard that failed on each path
             for path in entry.paths:  # another thread may have traced this path meanwhile
                 try:
                     with executor.quiet():
                         path.executable.run(*[t._value for t in sum(_gather(leaves, path.program), [])])
-                except executor.GuardFailed:
+                except executor.GuardFailed as failure:
+                    failed.append(failure.guard.source or "?")
                     continue
-                break
-            else:
-                path = None
-            if path is not None:
                 inputs, reads = _gather(leaves, path.program)
                 return self._execute(path, inputs, reads, leaves)
+            if len(entry.paths) >= self.max_paths:
+                entry.fallback = True
+                if not self._fallback_warned:
+                    self._fallback_warned = True
+                    sources = sorted(set(failed), key=_file_and_line)
+                    warnings.warn(f"tj.compile: {self.__name__} took more than max_paths={self.max_paths} "
+                                  f"control-flow paths for one signature (the guard{'s' if len(sources) > 1 else ''} "
+                                  f"at {', '.join(sources)} {'keep' if len(sources) > 1 else 'keeps'} changing); "
+                                  "calls its compiled paths do not fit run eagerly from now on for this signature",
+                                  stacklevel=_user_stacklevel())
+                return self._eager(leaves, treedef, static)
             try:
                 path = self._trace(key, leaves, treedef, static)
             except BaseException:
@@ -402,8 +405,6 @@ class CompiledFunction:
                 return f"{self.__name__} has not been traced yet: this call would trace it."
             closest = min(self._entries, key=lambda k: _distance(k, key))
             return f"{self.__name__} would retrace: {self._key_difference(closest, key)}."
-        if entry.fallback:
-            return f"{self.__name__} runs eagerly for this signature (more than max_paths={self.max_paths} paths)."
         failures = []
         for n, path in enumerate(entry.paths):
             inputs, reads = _gather(leaves, path.program)
@@ -416,6 +417,9 @@ class CompiledFunction:
                 if failure.value is None:  # a Numba region reports which guard failed, not the value
                     failure = _reference_failure(path.program, inputs + reads) or failure
                 failures.append(f"path {n}: {failure.guard.describe()} saw {_scalar_text(failure.value)}")
+        if entry.fallback:
+            return (f"{self.__name__} would run eagerly: this signature took more than max_paths={self.max_paths} "
+                    f"control-flow paths, and no compiled path's guards hold ({'; '.join(failures)}).")
         return (f"{self.__name__} would trace a new control-flow path: no compiled path's guards hold "
                 f"({'; '.join(failures)}).")
 
@@ -466,6 +470,12 @@ class CompiledFunction:
 
 def _is_user_frame(filename):
     return not filename.startswith(_PACKAGE_DIRS) and not filename.startswith(("<frozen", "<tapejit"))
+
+
+def _file_and_line(source):
+    """'a.py:12' -> ('a.py', 12), so guards sort in line order."""
+    file, _, line = source.rpartition(":")
+    return (file, int(line)) if line.isdigit() else (source, 0)
 
 
 def _user_stacklevel():

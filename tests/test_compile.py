@@ -637,6 +637,22 @@ def test_no_retrace_warning_for_a_few_shapes_or_paths():
             f(tj.ones((n,)))
 
 
+def test_arguments_by_keyword_or_position_share_one_trace():
+    def fn(x, y, *, scale=1.0):
+        return (x - y) * scale
+
+    f = tj.compile(fn)
+    x, y = tj.constant([1.0, 2.0]), tj.constant([3.0, 5.0])
+    for call in (lambda: f(x, y), lambda: f(x, y=y), lambda: f(y=y, x=x)):
+        np.testing.assert_array_equal(call().numpy(), [-2.0, -3.0])
+    assert info(f)[0] == 1
+    np.testing.assert_array_equal(f(x, y, scale=2.0).numpy(), [-4.0, -6.0])  # keyword-only: a keyword leaf
+    with pytest.raises(TypeError, match=r"fn\(\) got an unexpected keyword argument 'z'"):
+        f(x, y, z=y)
+    with pytest.raises(TypeError, match=r"fn\(\) missing a required argument: 'y'"):
+        f(x=x)
+
+
 def test_max_traces_evicts_the_least_recently_used_signature():
     f = tj.compile(lambda x: x * 2.0, max_traces=3)
     with warnings.catch_warnings():

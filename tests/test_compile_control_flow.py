@@ -8,6 +8,8 @@ import sys
 import warnings
 
 import numpy as np
+import pytest
+
 import tapejit as tj
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
@@ -252,11 +254,55 @@ def test_max_paths_fallback_warns_once_and_stays_correct():
     assert "many_paths" in text and where in text and "max_paths=3" in text, text
     assert msgs[0].filename == __file__
     assert counts(f) == (3, 3)
-    assert "eagerly" in f.explain(tj.constant([1.0]))
+    assert "would reuse compiled path" in f.explain(tj.constant([1.0]))
+    explained = f.explain(tj.constant([6.0]))
+    assert "would run eagerly" in explained and "max_paths=3" in explained and where in explained, explained
     # another signature of the same function still compiles
     y = tj.constant([1.0, 1.0])
     assert_same(f(y), many_paths(y))
     assert counts(f) == (4, 4)
+
+
+def nested_paths(x):
+    if tj.reduce_sum(x) > 0:
+        return x * float(int(tj.reduce_max(x)))
+    return x * float(int(tj.reduce_min(x)))
+
+
+def test_max_paths_fallback_names_every_guard_that_failed():
+    f = tj.compile(nested_paths, max_paths=2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for value in (1.0, -1.0, 2.0):  # two paths, then a third differing at the second guard of the first
+            x = tj.constant([value])
+            assert_same(f(x), nested_paths(x))
+    (warning,) = [w for w in caught if "max_paths" in str(w.message)]
+    text = str(warning.message)
+    guards = [line_of(nested_paths, "tj.reduce_sum(x) > 0"), line_of(nested_paths, "int(tj.reduce_max(x))")]
+    assert f"the guards at {', '.join(sorted(guards))} keep changing" in text, text
+
+
+@pytest.mark.parametrize("how", ["tape", "keyword"])
+def test_max_paths_fallback_still_runs_the_compiled_paths(how):
+    """Past max_paths, a call its compiled paths fit runs compiled, whichever way it comes in."""
+    f = tj.compile(many_paths, max_paths=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for i in range(3):
+            f(tj.constant([float(i)]))
+    for value, compiled in ((1.0, True), (5.0, False)):
+        x = tj.constant([value])
+        hits = f.cache_info().hits
+        if how == "tape":
+            with tj.GradientTape() as tape:
+                tape.watch(x)
+                y = f(x)
+            assert_same(tape.gradient(y, x), tj.constant([value]))
+        else:
+            y = f(x=x)
+        assert_same(y, many_paths(x))
+        assert f.cache_info().hits == hits + compiled, (value, f.cache_info())
+    assert counts(f) == (2, 2)
 
 
 def test_max_paths_fallback_keeps_variable_semantics():
