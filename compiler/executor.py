@@ -11,7 +11,7 @@ import weakref
 
 import numpy as np
 
-from .ir import Eqn, Guard, Var, pretty
+from .ir import Eqn, Guard, Print, Var, pretty
 
 
 class GuardFailed(Exception):
@@ -35,6 +35,19 @@ def _print_values(template, *values):
     print(template.format(*[np.asarray(v) for v in values]))
 
 
+def _hold(held, template, *values):
+    """A tj.print before a guard: formatted now (its buffers may be reused), shown
+    by _show once the path's last guard has held."""
+    if not getattr(_STATE, "quiet", False):
+        held.append(template.format(*[np.asarray(v) for v in values]))
+
+
+def _show(held):
+    for text in held:
+        print(text)
+    held.clear()
+
+
 @contextlib.contextmanager
 def quiet():
     """Run programs without their tj.print output (introspection checks guards by running them)."""
@@ -53,8 +66,8 @@ def generate_source(program, fn_name="run", kernels=None):
     from .lower.codegen import compile_error, driver_call
     kernels = kernels or {}
     names = {}
-    globals_ = {"GuardFailed": GuardFailed, "_print_values": _print_values, "empty": np.empty,
-                "asarray": np.asarray, "contiguous": np.ascontiguousarray}
+    globals_ = {"GuardFailed": GuardFailed, "_print_values": _print_values, "_hold": _hold, "_show": _show,
+                "empty": np.empty, "asarray": np.asarray, "contiguous": np.ascontiguousarray}
     if kernels:
         globals_["compile_error"] = compile_error
     lines = []
@@ -77,7 +90,11 @@ def generate_source(program, fn_name="run", kernels=None):
     args = [var_name(v) for v in program.inputs] + [var_name(v) for _, v in program.reads]
     ir_lines = pretty(program).splitlines()[1:-1]  # the IR text, one line per item, for comments
     offset = len(program.reads)
-    lines.append(f"def {fn_name}({', '.join(args)}):")
+    # A path that is tried and fails a guard must print nothing: a tj.print before
+    # the last guard is held until that guard has held (or something else raises,
+    # as eager code would have printed by then).
+    last_guard = max((n for n, item in enumerate(program.body) if type(item) is Guard), default=-1)
+    holding = any(type(item) is Print and n < last_guard for n, item in enumerate(program.body))
     skip_until = 0
     for n, item in enumerate(program.body):
         if n < skip_until:
@@ -89,6 +106,8 @@ def generate_source(program, fn_name="run", kernels=None):
             globals_[name] = fn
             ir_text = {id(program.body[k]): ir_lines[offset + k].strip() for k in range(n, skip_until)}
             lines += ["    " + line for line in driver_call(kernel, name, use, var_name, constant, ir_text)]
+            if holding and n <= last_guard < skip_until:
+                lines.append("    _show(held)")
             continue
         comment = ir_lines[offset + n].strip()
         lines.append(f"    # {comment}")
@@ -110,15 +129,23 @@ def generate_source(program, fn_name="run", kernels=None):
                 check = f"not {g}.holds({value})"
             lines.append(f"    if {check}:")
             lines.append(f"        raise GuardFailed({g}, {value})")
+            if holding and n == last_guard:
+                lines.append("    _show(held)")
         else:
             t = f"t{n}"
             globals_[t] = item.template
-            lines.append(f"    _print_values({t}, {', '.join(use(a) for a in item.inputs)})")
+            call = f"_hold(held, {t}, " if n < last_guard else f"_print_values({t}, "
+            lines.append(f"    {call}{', '.join(use(a) for a in item.inputs)})")
     outs = ", ".join(use(a) for a in program.outputs)
     writes = ", ".join(use(a) for _, a in program.writes)
     lines.append(f"    return ({outs}{',' if len(program.outputs) == 1 else ''}), "
                  f"({writes}{',' if len(program.writes) == 1 else ''})")
-    return "\n".join(lines) + "\n", globals_
+    if holding:
+        lines = ["    held = []", "    try:", *["    " + line for line in lines],
+                 "    except GuardFailed:", "        raise", "    except BaseException:", "        _show(held)",
+                 "        raise"]
+    header = f"def {fn_name}({', '.join(args)}):"
+    return "\n".join([header, *lines]) + "\n", globals_
 
 
 def build(program, kernels=None):

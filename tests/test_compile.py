@@ -491,6 +491,39 @@ def test_python_print_at_trace_time_tj_print_at_every_call(capsys):
     assert info(f)[0] == 1
 
 
+def printing_branches(x, i):
+    tj.print("x", x)
+    y = tj.gather(x, i)  # an index out of range raises here, after the print, before the guards
+    if tj.reduce_sum(y) > 0:
+        tj.print("positive", y)
+        y = y * 2.0
+    elif tj.reduce_max(y) > -1.0:
+        y = y - 1.0
+    tj.print("y", y)
+    return y
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_tj_print_shows_once_per_call_whichever_paths_are_tried(capsys, backend):
+    """A path that is tried and fails a guard prints nothing; the path that runs
+    prints what eager code prints, in its order, also when it raises."""
+    f = tj.compile(printing_branches, backend=backend)
+    i = tj.constant([0, 1])
+    calls = [([1.0, 2.0], i), ([-1.0, 0.5], i), ([-3.0, -4.0], i), ([1.0, 2.0], i), ([-3.0, -4.0], i),
+             ([-1.0, 0.5], i), ([-1.0, 0.5], i), ([1.0, 2.0], i), ([1.0, 2.0], tj.constant([0, 5]))]
+    for compiled in (False, True):
+        for values, index in calls:
+            try:
+                (f if compiled else printing_branches)(tj.constant(values), index)
+            except IndexError:
+                pass
+        printed = capsys.readouterr().out
+        if not compiled:
+            eager = printed
+    assert printed == eager and eager.count("x ") == len(calls), printed
+    assert info(f)[:2] == (3, 3)
+
+
 def test_tj_print_in_eager_code_prints_immediately(capsys):
     tj.print("value", tj.constant([1.0, 2.0]), 3)
     assert capsys.readouterr().out == "value [1. 2.] 3\n"
