@@ -98,8 +98,15 @@ class Guard:
             return int(value) == self.expect
         return value == self.expect or (value != value and self.expect != self.expect)
 
+    def expect_text(self):
+        """`expect` on one short line: a value guard's array is summarised."""
+        if self.kind != "value":
+            return repr(self.expect)
+        text = np.array2string(self.expect, separator=", ", threshold=8, edgeitems=2)
+        return f"array({' '.join(text.split()).replace('[ ', '[')})"
+
     def describe(self):
-        return f"guard {self.index} at {self.source or '?'} ({self.kind}(...) == {self.expect!r})"
+        return f"guard {self.index} at {self.source or '?'} ({self.kind}(...) == {self.expect_text()})"
 
 
 class Print:
@@ -215,7 +222,7 @@ def pretty(program):
             head = f"{item.prim.name}[{p}]" if p else item.prim.name
             body.append((f"{define(item.out)} = {head} {' '.join(use(a) for a in item.inputs)}", item.source))
         elif kind is Guard:
-            body.append((f"guard[{item.index}, {item.kind}, expect={item.expect!r}] {use(item.input)}",
+            body.append((f"guard[{item.index}, {item.kind}, expect={item.expect_text()}] {use(item.input)}",
                          item.source))
         else:
             body.append((f"print[{item.template!r}] {' '.join(use(a) for a in item.inputs)}", item.source))

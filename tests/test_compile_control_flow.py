@@ -221,6 +221,19 @@ def test_float_and_numpy_of_a_tensor_are_guards():
     assert "float(...) == 4.0" in kinds and "value" in kinds
 
 
+def test_a_value_guard_on_a_large_array_reads_as_one_short_line():
+    def fn(x):
+        return x * float(x.numpy().sum())
+
+    f = tj.compile(fn)
+    x = tj.constant(np.arange(1.0, 61.0).reshape(6, 10))
+    lowered = f.lower(x)
+    (guard,) = [line for line in lowered.ir.splitlines() if "guard" in line]
+    assert "expect=array([[1., 2., ..., 9., 10.], [11., 12., ..., 19., 20.], ..., [41., 42., ..., 49., 50.], [51., 52., ..., 59., 60.]])" in guard, guard
+    assert len(guard) < 200 and len(lowered.guards) == 1 and "\n" not in lowered.guards[0]
+    assert "\n" not in f.explain(x + 1.0)
+
+
 def test_control_flow_on_a_python_float_argument():
     def fn(x, lr):
         if lr > 0.5:
