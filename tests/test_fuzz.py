@@ -21,7 +21,9 @@ Inputs that make anything non-finite are rejected with `assume`, as NNSmith does
 
 More random programs: float32 ones of exactly rounded ops (compiled values bit
 for bit), float64 ones on NaN, infinities and signed zeros (values), integer
-ones (values exactly, wrapping on overflow), and control flow: an `if` on a
+ones (values exactly, wrapping on overflow), training steps (a compiled step
+writes every Variable it reads, minus its gradient; losses and Variables equal
+eager steps' after each step), and control flow: an `if` on a
 tensor picks between two random programs and a `while` on a tensor repeats a
 random step a data-dependent number of times; one compiled function is called
 with input sets taking different paths, in a random order, and every call must
@@ -59,9 +61,11 @@ EPS, FD_ATOL, FD_RTOL, FD_ROUNDING = 1e-6, 1e-5, 1e-3, 1e-9
 # machine with an empty kernel cache, mostly Numba compiling), and each test's
 # share of TAPEJIT_FUZZ_EXAMPLES.
 DEFAULT_EXAMPLES = {"straight_line": 6, "second_order": 3, "control_flow": 2, "float32": 3, "special_values": 3,
-                    "integers": 3}
-SHARES = {"straight_line": 0.45, "second_order": 0.2, "control_flow": 0.15, "float32": 0.08, "special_values": 0.06,
-          "integers": 0.06}
+                    "integers": 3, "training_steps": 2}
+SHARES = {"straight_line": 0.4, "second_order": 0.2, "control_flow": 0.15, "float32": 0.08, "special_values": 0.06,
+          "integers": 0.06, "training_steps": 0.05}
+# Training steps: how many, and their learning rates (Python floats: one trace for all).
+LEARNING_RATES = (0.05, 0.02, 0.1)
 
 
 def fuzz_settings(test):
@@ -340,6 +344,39 @@ def test_random_integer_programs(case):
                 got = arrays(compiled(tensors(call.inputs), []))
             assert_identical(got, want, names, f"compiled ({backend}) vs eager, calls[{k}]")
         assert compiled.cache_info().traces == len(signatures), f"{backend}: {compiled.cache_info()}"
+
+
+def training_step(program, variables, params, cotangents, learning_rate):
+    """loss = sum(outputs * cotangents); each Variable -= learning_rate * its gradient."""
+    with tj.GradientTape() as tape:
+        outs = program.run(variables, params)
+        loss = sum(tj.reduce_sum(o * tj.constant(c)) for o, c in zip(outs, cotangents))
+    for v, g in zip(variables, tape.gradient(loss, variables, unconnected_gradients="zero")):
+        v.assign_sub(learning_rate * g)
+    return loss
+
+
+@fuzz_settings("training_steps")
+@given(case=cases(programs(max_ops=12)), backend=st.sampled_from(BACKENDS))
+def test_random_training_steps(case, backend):
+    """A compiled training step (tape inside, every input a Variable it reads and
+    then writes) run a few times with different learning rates: its losses and
+    Variables equal eager steps' after every step, with one trace."""
+    program, call = case.program, case.calls[0]
+    eager_variables = [tj.Variable(x) for x in call.inputs]
+    compiled_variables = [tj.Variable(x) for x in call.inputs]
+    step = tj.compile(lambda lr: training_step(program, compiled_variables, call.params, call.cotangents, lr),
+                      backend=backend)
+    names = ["loss"] + [f"x{i} after the step" for i in range(len(call.inputs))]
+    for k, lr in enumerate(LEARNING_RATES):
+        with np.errstate(all="ignore"):
+            want = arrays([training_step(program, eager_variables, call.params, call.cotangents, lr),
+                           *eager_variables])
+            assume(all_finite(want))
+            got = arrays([step(lr), *compiled_variables])
+        scale = max(magnitude(program, [np.asarray(v) for v in eager_variables], call.params), *map(largest_finite, want))
+        assert_agree(got, want, scale, names, f"compiled ({backend}) vs eager, step {k}")
+    assert step.cache_info().traces == 1, step.cache_info()
 
 
 @fuzz_settings("control_flow")
