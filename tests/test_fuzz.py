@@ -7,7 +7,8 @@ run four ways, which must agree:
 * the NumPy float64 reference (each row's `ref`): values;
 * eagerly: values, and gradients against central differences of the reference
   (second order: of the eager gradients) along a random direction;
-* tj.compile(backend="numpy") and tj.compile with Numba, with the tape inside
+* tj.compile(backend="numpy") and tj.compile with Numba (serial, or with
+  parallel=True as drawn), with the tape inside
   the compiled function or around it: values and gradients equal eager ones on
   each call: new values and Python float parameters reuse the cached program,
   new shapes of the same ranks trace once more. Some inputs reach the compiled
@@ -50,6 +51,16 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from fuzz_programs import cases, control_flow_cases, programs  # noqa: E402
 
 BACKENDS = ("numpy", "numba")
+
+
+def compile_options(backend, parallel):
+    """tj.compile options; `parallel` (drawn per program) applies to Numba, whose
+    parallel=True kernels are generated differently (prange loops in functions of their own)."""
+    return {"backend": backend, "parallel": parallel and backend == "numba"}
+
+
+def describe(options):
+    return options["backend"] + (", parallel" if options["parallel"] else "")
 RTOL = 1e-9
 # float32 gradients of exactly rounded programs: broadcasting sums them in another order.
 FLOAT32_RTOL = 1e-5
@@ -118,17 +129,18 @@ class Compiled:
     it as tj.Variables it closes over (assigned before each call), the others as
     tensor arguments; params as Python floats."""
 
-    def __init__(self, program, backend, tape_inside, captured=(), max_paths=8):
+    def __init__(self, program, backend, tape_inside, captured=(), max_paths=8, parallel=False):
         self.program, self.tape_inside, self.captured = program, tape_inside, captured
         self.variables = {}
+        options = compile_options(backend, parallel)
         if tape_inside:
             self.fn = tj.compile(lambda args, params, cot, dirs: differentiate(
-                lambda *xs: program.run(xs, params), self._with_variables(args), cot, dirs), backend=backend,
-                max_paths=max_paths)
+                lambda *xs: program.run(xs, params), self._with_variables(args), cot, dirs), max_paths=max_paths,
+                **options)
         else:
             self.fn = tj.compile(lambda args, params: program.run(self._with_variables(args), params),
-                                 backend=backend, max_paths=max_paths)
-        self.where = f"{backend}, tape {'inside' if tape_inside else 'around'} the compiled function"
+                                 max_paths=max_paths, **options)
+        self.where = f"{describe(options)}, tape {'inside' if tape_inside else 'around'} the compiled function"
 
     def _with_variables(self, args):
         """The program's inputs: the captured Variables in their places among the tensor arguments."""
@@ -199,9 +211,9 @@ def assert_identical(got, want, names, what):
         np.testing.assert_array_equal(g, w, err_msg=f"{what}, {name}")
 
 
-def compile_forward(program, backend):
+def compile_forward(program, backend, parallel=False):
     """The program's outputs, without a tape, through tj.compile."""
-    return tj.compile(lambda xs, params: program.run(xs, params), backend=backend)
+    return tj.compile(lambda xs, params: program.run(xs, params), **compile_options(backend, parallel))
 
 
 def products(arrays_a, arrays_b):
@@ -232,7 +244,7 @@ def assert_directional_derivative(terms_at, xs, direction, analytic_terms, what)
 
 
 # =================================================================== tests
-def check_case(case, tape_inside, order):
+def check_case(case, tape_inside, order, parallel):
     program, first = case.program, case.calls[0]
     n_in, n_out = len(first.inputs), len(program.outputs)
     names = labels(n_out, n_in, order)
@@ -263,7 +275,7 @@ def check_case(case, tape_inside, order):
 
     signatures = {tuple(np.shape(x) for x in call.inputs) for call in case.calls}
     for backend in BACKENDS:
-        compiled = Compiled(program, backend, tape_inside, case.captured)
+        compiled = Compiled(program, backend, tape_inside, case.captured, parallel=parallel)
         for k, (call, want, scale) in enumerate(zip(case.calls, wanted, scales)):
             assert_agree(compiled(call.inputs, call.params, *gradient_args(call)), want, scale, names,
                          f"compiled ({compiled.where}) vs eager, calls[{k}]")
@@ -272,22 +284,22 @@ def check_case(case, tape_inside, order):
 
 
 @fuzz_settings("straight_line")
-@given(case=cases(programs()), tape_inside=st.booleans())
-def test_random_programs(case, tape_inside):
+@given(case=cases(programs()), tape_inside=st.booleans(), parallel=st.booleans())
+def test_random_programs(case, tape_inside, parallel):
     """Values and gradients: NumPy reference, central differences, eager and compiled agree."""
-    check_case(case, tape_inside, order=1)
+    check_case(case, tape_inside, order=1, parallel=parallel)
 
 
 @fuzz_settings("second_order")
-@given(case=cases(programs(max_ops=12, second_order=True)), tape_inside=st.booleans())
-def test_random_programs_second_order(case, tape_inside):
+@given(case=cases(programs(max_ops=12, second_order=True)), tape_inside=st.booleans(), parallel=st.booleans())
+def test_random_programs_second_order(case, tape_inside, parallel):
     """As test_random_programs, with Hessian-vector products through nested tapes."""
-    check_case(case, tape_inside, order=2)
+    check_case(case, tape_inside, order=2, parallel=parallel)
 
 
 @fuzz_settings("float32")
-@given(case=cases(programs(exact=True), dtype=np.float32), tape_inside=st.booleans())
-def test_random_float32_programs_round_as_numpy(case, tape_inside):
+@given(case=cases(programs(exact=True), dtype=np.float32), tape_inside=st.booleans(), parallel=st.booleans())
+def test_random_float32_programs_round_as_numpy(case, tape_inside, parallel):
     """Float32 programs of exactly rounded ops and data movement: compiled values
     equal eager ones bit for bit (a float64 literal or intermediate would round
     twice: TESTING.md T23), gradients are float32 and close."""
@@ -295,7 +307,7 @@ def test_random_float32_programs_round_as_numpy(case, tape_inside):
     wanted = [eager(program, call.inputs, call.params, tensors(call.cotangents)) for call in case.calls]
     assume(all(all_finite(w) for w in wanted))
     for backend in BACKENDS:
-        compiled = Compiled(program, backend, tape_inside, case.captured)
+        compiled = Compiled(program, backend, tape_inside, case.captured, parallel=parallel)
         for k, (call, want) in enumerate(zip(case.calls, wanted)):
             got = compiled(call.inputs, call.params, tensors(call.cotangents))
             what = f"compiled ({compiled.where}) vs eager, calls[{k}]"
@@ -306,26 +318,26 @@ def test_random_float32_programs_round_as_numpy(case, tape_inside):
 
 
 @fuzz_settings("special_values")
-@given(case=cases(programs(), special=True))
-def test_random_programs_on_special_values(case):
+@given(case=cases(programs(), special=True), parallel=st.booleans())
+def test_random_programs_on_special_values(case, parallel):
     """IEEE semantics under fusion (TESTING.md T21): with NaN, infinities and
     signed zeros among the inputs, compiled values equal eager ones, NaN in the
     same places. Values only: gradients there are NaN-laden by nature."""
     program = case.program
     for backend in BACKENDS:
-        compiled = compile_forward(program, backend)
+        compiled = compile_forward(program, backend, parallel)
         for k, call in enumerate(case.calls):
             with np.errstate(all="ignore"):
                 want = arrays(program.run(tensors(call.inputs), call.params))
                 got = arrays(compiled(tensors(call.inputs), call.params))
-            assert_agree(got, want, magnitude(program, call.inputs, call.params),
-                         labels(len(want), 0, 1), f"compiled ({backend}) vs eager, calls[{k}]")
+            assert_agree(got, want, magnitude(program, call.inputs, call.params), labels(len(want), 0, 1),
+                         f"compiled ({describe(compile_options(backend, parallel))}) vs eager, calls[{k}]")
 
 
 @fuzz_settings("integers")
 @given(case=st.sampled_from([np.int32, np.int64]).flatmap(
-    lambda dtype: cases(programs(dtype=dtype, parameters=False), dtype=dtype)))
-def test_random_integer_programs(case):
+    lambda dtype: cases(programs(dtype=dtype, parameters=False), dtype=dtype)), parallel=st.booleans())
+def test_random_integer_programs(case, parallel):
     """Integer programs (wrapping around on overflow; Python int parameters would
     retrace, so there are none): eager equals the NumPy reference and compiled
     equals eager, exactly. Values only: integers have no gradients."""
@@ -338,12 +350,13 @@ def test_random_integer_programs(case):
             assert_identical(wanted[0], reference, names, "eager vs NumPy reference")
     signatures = {tuple(np.shape(x) for x in call.inputs) for call in case.calls}
     for backend in BACKENDS:
-        compiled = compile_forward(program, backend)
+        compiled = compile_forward(program, backend, parallel)
+        where = describe(compile_options(backend, parallel))
         for k, (call, want) in enumerate(zip(case.calls, wanted)):
             with np.errstate(all="ignore"):
                 got = arrays(compiled(tensors(call.inputs), []))
-            assert_identical(got, want, names, f"compiled ({backend}) vs eager, calls[{k}]")
-        assert compiled.cache_info().traces == len(signatures), f"{backend}: {compiled.cache_info()}"
+            assert_identical(got, want, names, f"compiled ({where}) vs eager, calls[{k}]")
+        assert compiled.cache_info().traces == len(signatures), f"{where}: {compiled.cache_info()}"
 
 
 def training_step(program, variables, params, cotangents, learning_rate):
@@ -357,16 +370,17 @@ def training_step(program, variables, params, cotangents, learning_rate):
 
 
 @fuzz_settings("training_steps")
-@given(case=cases(programs(max_ops=12)), backend=st.sampled_from(BACKENDS))
-def test_random_training_steps(case, backend):
+@given(case=cases(programs(max_ops=12)), backend=st.sampled_from(BACKENDS), parallel=st.booleans())
+def test_random_training_steps(case, backend, parallel):
     """A compiled training step (tape inside, every input a Variable it reads and
     then writes) run a few times with different learning rates: its losses and
     Variables equal eager steps' after every step, with one trace."""
     program, call = case.program, case.calls[0]
     eager_variables = [tj.Variable(x) for x in call.inputs]
     compiled_variables = [tj.Variable(x) for x in call.inputs]
+    options = compile_options(backend, parallel)
     step = tj.compile(lambda lr: training_step(program, compiled_variables, call.params, call.cotangents, lr),
-                      backend=backend)
+                      **options)
     names = ["loss"] + [f"x{i} after the step" for i in range(len(call.inputs))]
     for k, lr in enumerate(LEARNING_RATES):
         with np.errstate(all="ignore"):
@@ -375,13 +389,13 @@ def test_random_training_steps(case, backend):
             assume(all_finite(want))
             got = arrays([step(lr), *compiled_variables])
         scale = max(magnitude(program, [np.asarray(v) for v in eager_variables], call.params), *map(largest_finite, want))
-        assert_agree(got, want, scale, names, f"compiled ({backend}) vs eager, step {k}")
+        assert_agree(got, want, scale, names, f"compiled ({describe(options)}) vs eager, step {k}")
     assert step.cache_info().traces == 1, step.cache_info()
 
 
 @fuzz_settings("control_flow")
-@given(case=control_flow_cases(), tape_inside=st.booleans())
-def test_random_control_flow(case, tape_inside):
+@given(case=control_flow_cases(), tape_inside=st.booleans(), parallel=st.booleans())
+def test_random_control_flow(case, tape_inside, parallel):
     """One compiled function, input sets taking different paths in a random order:
     every call equals eager (values and gradients), each path traces once."""
     program = case.program
@@ -396,7 +410,7 @@ def test_random_control_flow(case, tape_inside):
                      "eager vs NumPy reference")
     paths = {program.path(xs) for xs in case.input_sets}
     for backend in BACKENDS:
-        compiled = Compiled(program, backend, tape_inside, case.captured, case.max_paths)
+        compiled = Compiled(program, backend, tape_inside, case.captured, case.max_paths, parallel)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             for k in case.call_order:
