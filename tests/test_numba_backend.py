@@ -118,6 +118,28 @@ def test_a_kernel_numba_rejects_is_a_compile_error_naming_the_equation_and_line(
                                rtol=2e-6)
 
 
+@pytest.mark.parametrize("parallel", [False, True])
+def test_generated_kernels_keep_ieee_semantics_and_stay_in_nopython_mode(parallel):
+    """T21, T22: every function of the generated source is an njit with NumPy's
+    error model and no fastmath flag that assumes away NaN or infinities; nothing
+    falls back to object mode."""
+    def fn(x, y):
+        z = tj.exp(x) * y + tj.sqrt(tj.abs(x)) - tj.tanh(y) / (x + 1.0)
+        return tj.reduce_sum(z, axis=0), tj.reduce_max(tj.sigmoid(z), axis=1), tj.nn.softmax(z)
+
+    source = tj.compile(fn, parallel=parallel).lower(tj.constant(np.ones((8, 64))), tj.constant(np.ones(64))).source
+    decorators = [line.strip() for line in source.splitlines() if line.lstrip().startswith("@")]
+    # Besides njit functions: mathlib's @intrinsic bit casts, LLVM IR built at compile time.
+    jitted = [line for line in decorators if line != "@intrinsic"]
+    assert jitted and all(line.startswith("@numba.njit(") for line in jitted), decorators
+    for line in jitted:
+        assert "error_model='numpy'" in line or 'error_model="numpy"' in line, line
+        assert not any(flag in line for flag in ("nnan", "ninf", "'fast'", '"fast"', "fastmath=True")), line
+    assert "parallel=True" in source if parallel else "prange" not in source
+    for fallback in ("objmode", "forceobj", "looplift", "nopython=False"):
+        assert fallback not in source, fallback
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_ieee_special_values_match_numpy(dtype):
     x = np.array([0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, np.nan, 2.0], dtype)
