@@ -315,7 +315,7 @@ class CompiledFunction:
         self._warn_retrace(key)
         arg_variables = {id(leaf): i for i, leaf in enumerate(leaves) if type(leaf) is Variable}
         refs = captured_refs(self.fn)
-        self._environment = snapshot(refs)
+        environment = snapshot(refs)
         trace = Trace(self.__name__, arg_variables, captured_arrays(refs))
         traced = [_trace_leaf(trace, leaf) for leaf in leaves]
         args, kwargs = unflatten_call(treedef, traced)
@@ -335,6 +335,9 @@ class CompiledFunction:
         finally:
             STATE.recorders = saved
             trace.rollback()
+        # A value the function itself changed while tracing (a call counter) is its
+        # side effect, run at trace time as in tf.function: checking it would retrace every call.
+        self._environment = [entry for entry in environment if not changed([entry])]
         program = optimize(program, CONFIG.check_ir)
         executable = Executable(program, self.backend, bool(self.options["parallel"]))
         input_leaves = [(i, type(leaf) is float) for i, leaf in enumerate(leaves) if is_input_leaf(leaf)]

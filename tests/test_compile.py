@@ -789,6 +789,28 @@ def _rebinding_global(kind, route):
     return namespace["fn"], change
 
 
+CALLS = 0
+
+
+def _count_call():
+    global CALLS
+    CALLS += 1
+
+
+def test_a_global_the_function_changes_itself_is_a_trace_time_side_effect():
+    """A call counter incremented by a helper runs while tracing, as in tf.function;
+    it is not checked (checking a value the trace itself changes would retrace every call)."""
+    def fn(x):
+        _count_call()
+        return x * 2.0
+
+    f = tj.compile(fn)
+    before = CALLS
+    for _ in range(4):
+        np.testing.assert_array_equal(f(tj.constant([1.0])).numpy(), [2.0])
+    assert CALLS == before + 1 and info(f)[0] == 1
+
+
 def _rebinding_closure(kind):
     old, new = INITIAL[kind]
     g = np.array(old) if kind == "array" else old
