@@ -6,10 +6,12 @@ and integers for the exact tests), drawn by the Hypothesis strategy
 op, `run(reference=True)` its NumPy reference, so the tests can hold eager,
 compiled and NumPy results against each other. Which rows take part, and how,
 comes from the rows themselves (their samples, references, domains, dtypes,
-broadcast declarations and gradient support); only the parameters of `where`,
-`clip_by_value` and the shape ops (matmul, einsum, reshape, transpose,
-indexing, slice, expand_dims, squeeze, broadcast_to, tile, pad, concat) are
-drawn by hand.
+broadcast declarations and gradient support); only the parameters of `where`
+(its condition: comparisons, is_finite/is_nan/is_inf, logical ops, any/all),
+`clip_by_value`, the losses (l2, sigmoid and softmax cross-entropy) and the
+shape ops (matmul, einsum, tensordot, reshape, transpose, matrix_transpose,
+indexing, slice, expand_dims, squeeze, broadcast_to, tile, pad, concat, stack)
+are drawn by hand.
 
 `cases()` adds the calls to make (inputs, Python scalar parameters,
 cotangents), `control_flow_cases()` wraps random programs in a data-dependent
@@ -372,8 +374,8 @@ def _call_source(node, names):
     args = [_argument_source(a, names) for a in node.args]
     if node.row is HAND_DRAWN["getitem"]:
         return f"{args[0]}[{_literal(node.kwargs['key'])}]"
-    if node.row is HAND_DRAWN["concat"]:
-        return f"tj.concat([{', '.join(args)}], axis={node.kwargs['axis']})"
+    if node.row in (HAND_DRAWN["concat"], HAND_DRAWN["stack"]):
+        return f"tj.{node.row.name}([{', '.join(args)}], axis={node.kwargs['axis']})"
     if node.row is HAND_DRAWN["einsum"]:
         return f"tj.einsum({node.kwargs['equation']!r}, {', '.join(args)})"
     kwargs = [f"{k}={_literal(v)}" for k, v in node.kwargs.items()]
@@ -504,12 +506,34 @@ def add_binary(b):
     b.add(row, tuple(b.in_domain(row, i, a) for i, a in enumerate(args)))
 
 
+def add_condition(b, depth=1):
+    """A new bool value: a comparison of data; a float value's is_finite, is_nan or
+    is_inf; and, up to `depth` levels, logical_not, logical_and/or/xor of two
+    conditions, or reduce_any/reduce_all of one over drawn axes."""
+    kinds = ["compare"] + ([] if b.integers else ["classify"]) + (["not", "combine", "reduce"] if depth else [])
+    kind = b.draw(st.sampled_from(kinds))
+    if kind == "compare":
+        p = b.pick()
+        q = b.pick_partner(b.shape(p))
+        return b.add(b.draw(st.sampled_from(b.rows.comparisons)), (p, b.constant() if q is None else q))
+    if kind == "classify":
+        return b.add(CONDITION_ROWS[b.draw(st.sampled_from(("is_finite", "is_nan", "is_inf")))], (b.pick(),))
+    first = add_condition(b, depth - 1)
+    if kind == "not":
+        return b.add(CONDITION_ROWS["logical_not"], (first,))
+    if kind == "combine":
+        second = add_condition(b, depth - 1)
+        if not _broadcasts(b.shape(first), b.shape(second)):
+            return first
+        row = CONDITION_ROWS[b.draw(st.sampled_from(("logical_and", "logical_or", "logical_xor")))]
+        return b.add(row, (first, second))
+    row = CONDITION_ROWS[b.draw(st.sampled_from(("reduce_any", "reduce_all")))]
+    return b.add(row, (first,), {"axis": _draw_axes(b.draw, len(b.shape(first))), "keepdims": b.draw(st.booleans())})
+
+
 def add_where(b):
-    """where(compare(p, q), x, y): the condition is a comparison row's result."""
-    compare = b.draw(st.sampled_from(b.rows.comparisons))
-    p = b.pick()
-    q = b.pick_partner(b.shape(p))
-    cond = b.add(compare, (p, b.constant() if q is None else q))
+    """where(condition, x, y), the condition drawn by add_condition."""
+    cond = add_condition(b)
     x = b.pick(lambda shape: _broadcasts(shape, b.shape(cond)))
     y = b.pick_partner(b.shape(cond), b.shape(x))
     branches = [x, b.constant() if y is None else y]
@@ -715,6 +739,48 @@ def add_einsum(b):
     b.add(HAND_DRAWN["einsum"], tuple(operands), {"equation": f"{','.join(subscripts)}->{''.join(kept)}"})
 
 
+def add_loss(b):
+    """A loss of tj.nn: l2_loss(x); sigmoid or softmax cross-entropy of labels (x
+    squashed into [0, 1]) and logits of x's shape (softmax: along the last axis)."""
+    def has_classes(shape):  # a softmax needs a last axis, with something in it
+        return len(shape) >= 1 and shape[-1] > 0
+    names = ["l2_loss", "sigmoid_cross_entropy_with_logits"] + ["softmax_cross_entropy_with_logits"] * bool(
+        b.values(has_classes))
+    name = b.draw(st.sampled_from(names))
+    x = b.pick(has_classes if name.startswith("softmax") else lambda shape: True)
+    if name == "l2_loss":
+        b.add(HAND_DRAWN[name], (x,))
+        return
+    logits = b.pick(lambda shape: shape == b.shape(x))
+    b.add(HAND_DRAWN[name], (Squash(x, 0.0, 1.0), logits))
+
+
+def add_stack(b):
+    x = b.pick(_below_max_rank)
+    others = [b.pick(lambda shape: shape == b.shape(x)) for _ in range(b.draw(st.integers(0, 2)))]
+    rank = len(b.shape(x))
+    b.add(HAND_DRAWN["stack"], (x, *others), {"axis": b.draw(st.integers(-rank - 1, rank))})
+
+
+def add_matrix_transpose(b):
+    b.add(HAND_DRAWN["matrix_transpose"], (b.pick(_matrix),))
+
+
+def add_tensordot(b):
+    """tensordot(x, y, axes=k): x's last k axes against y's first k, the result of rank <= MAX_RANK."""
+    x = b.pick()
+    shape = b.shape(x)
+
+    def fits(other, k):
+        return (k <= len(other) and tuple(shape[len(shape) - k:]) == tuple(other[:k])
+                and len(shape) + len(other) - 2 * k <= MAX_RANK)
+    partners = [(v, k) for v in b.values() for k in range(len(shape) + 1) if fits(b.shape(v), k)]
+    if not partners:
+        return
+    y, k = partners[b.draw(st.integers(0, len(partners) - 1))]
+    b.add(HAND_DRAWN["tensordot"], (x, y), {"axes": k})
+
+
 def add_clip_by_value(b):
     x = b.pick()
     low = b.constant([c for c in b.constants if c <= 0])
@@ -724,25 +790,31 @@ def add_clip_by_value(b):
 # Kinds of node by family; a program draws a family, then a kind in it.
 # Elementwise kinds come twice as often: long elementwise chains are what the Numba backend fuses.
 ELEMENTWISE_KINDS = (add_unary, add_binary, add_where, add_clip_by_value)
-REDUCING_KINDS = (add_reduction, add_axis_op)
-DATA_MOVEMENT_KINDS = (add_reshape, add_transpose, add_getitem, add_slice, add_expand_dims, add_squeeze,
-                       add_broadcast_to, add_tile, add_pad, add_concat)
-SHAPE_KINDS = (add_matmul, add_einsum, *DATA_MOVEMENT_KINDS)
+REDUCING_KINDS = (add_reduction, add_axis_op, add_loss)
+DATA_MOVEMENT_KINDS = (add_reshape, add_transpose, add_matrix_transpose, add_getitem, add_slice, add_expand_dims,
+                       add_squeeze, add_broadcast_to, add_tile, add_pad, add_concat, add_stack)
+SHAPE_KINDS = (add_matmul, add_einsum, add_tensordot, *DATA_MOVEMENT_KINDS)
 FAMILIES = (ELEMENTWISE_KINDS, ELEMENTWISE_KINDS, REDUCING_KINDS, SHAPE_KINDS)
 EXACT_FAMILIES = (ELEMENTWISE_KINDS, ELEMENTWISE_KINDS, DATA_MOVEMENT_KINDS)
 # The rows of the kinds that draw their parameters by hand; second-order programs use them too.
-HAND_DRAWN = {name: OPS_BY_NAME[name] for name in ("where", "clip_by_value", "matmul", "einsum", "reshape",
-                                                    "transpose", "getitem", "slice", "expand_dims", "squeeze",
-                                                    "broadcast_to", "tile", "pad", "concat")}
+HAND_DRAWN = {name: OPS_BY_NAME[name] for name in (
+    "where", "clip_by_value", "matmul", "einsum", "tensordot", "reshape", "transpose", "matrix_transpose",
+    "getitem", "slice", "expand_dims", "squeeze", "broadcast_to", "tile", "pad", "concat", "stack", "l2_loss",
+    "sigmoid_cross_entropy_with_logits", "softmax_cross_entropy_with_logits")}
 assert all(row.supports_gradgrad for row in HAND_DRAWN.values())
+# The rows making where's conditions (bool in or out: no gradients).
+CONDITION_ROWS = {name: OPS_BY_NAME[name] for name in (
+    "is_finite", "is_nan", "is_inf", "logical_not", "logical_and", "logical_or", "logical_xor", "reduce_any",
+    "reduce_all")}
 
 # The shapes a kind can start from, where not every shape will do.
-NEEDS = {add_matmul: _matrix, add_axis_op: _not_scalar, add_pad: _not_scalar, add_concat: _not_scalar,
-         add_expand_dims: _below_max_rank}
+NEEDS = {add_matmul: _matrix, add_matrix_transpose: _matrix, add_axis_op: _not_scalar, add_pad: _not_scalar,
+         add_concat: _not_scalar, add_expand_dims: _below_max_rank, add_stack: _below_max_rank}
+FLOAT_ONLY = (add_loss,)
 
 
 def _applicable(kind, b):
-    return bool(b.values(NEEDS.get(kind, lambda shape: True)))
+    return not (b.integers and kind in FLOAT_ONLY) and bool(b.values(NEEDS.get(kind, lambda shape: True)))
 
 
 @st.composite
