@@ -8,7 +8,8 @@ compiled and NumPy results against each other. Which rows take part, and how,
 comes from the rows themselves (their samples, references, domains, dtypes,
 broadcast declarations and gradient support); only the parameters of `where`
 (its condition: comparisons, is_finite/is_nan/is_inf, logical ops, any/all),
-`clip_by_value`, the losses (l2, sigmoid and softmax cross-entropy) and the
+`clip_by_value`, argmax/argmin (cast to data), the losses (l2, sigmoid and
+softmax cross-entropy) and the
 shape ops (matmul, einsum, tensordot, reshape, transpose, matrix_transpose,
 indexing, slice, expand_dims, squeeze, broadcast_to, tile, pad, concat, stack)
 are drawn by hand.
@@ -327,8 +328,9 @@ class Program:
     def has_true_derivative(self):
         """Whether the tape's gradient is the derivative of the NumPy reference: not
         with rows that support no gradient (stop_gradient's reference is the identity).
-        Comparisons feed `where` conditions, which carry no gradient anyway."""
-        return all(n.row.supports_grad or n.row in ROWS.comparisons for n in self.nodes)
+        Comparisons and logical ops feed `where` conditions, which carry no gradient
+        anyway; an argmax's index, cast to data, is piecewise constant."""
+        return all(n.row.supports_grad or n.row in ROWS.comparisons or n.row in NO_GRADIENT for n in self.nodes)
 
     def __repr__(self):
         return self.source()
@@ -362,6 +364,8 @@ def _literal(value):
         return text if value.flags.c_contiguous else f"np.asfortranarray({text})"
     if isinstance(value, tuple):
         return f"({', '.join(map(_literal, value))}{',' if len(value) == 1 else ''})"
+    if isinstance(value, np.dtype):
+        return f"tj.{value.name}"
     return repr(value)
 
 
@@ -392,12 +396,13 @@ class _Builder:
     def __init__(self, draw, input_shapes, rows, dtype, parameters, squash):
         self.draw = draw
         self.rows = rows
-        self.integers = np.dtype(dtype).kind == "i"
+        self.dtype = np.dtype(dtype)
+        self.integers = self.dtype.kind == "i"
         self.constants = INT_CONSTANTS if self.integers else CONSTANTS
         self.parameters = parameters
         self.squash = squash and not self.integers
         self.input_shapes = tuple(tuple(s) for s in input_shapes)
-        self.avals = [(s, False) for s in self.input_shapes]  # (shape, is a condition)
+        self.avals = [(s, False) for s in self.input_shapes]  # (shape, not data: a condition or an index)
         self.nodes = []
         self.consumed = set()
         self.param_choices = []
@@ -407,7 +412,7 @@ class _Builder:
 
     def values(self, fits=lambda shape: True):
         """The data values whose shape fits."""
-        return [i for i, (shape, condition) in enumerate(self.avals) if not condition and fits(shape)]
+        return [i for i, (shape, not_data) in enumerate(self.avals) if not not_data and fits(shape)]
 
     def pick(self, fits=lambda shape: True):
         """A data value whose shape fits, or None; shrinks toward the latest (long chains)."""
@@ -448,12 +453,12 @@ class _Builder:
     def add(self, row, args, kwargs=None):
         """Append row(*args, **kwargs); its shape comes from the NumPy reference on dummy values."""
         kwargs = kwargs or {}
-        dummies = [np.ones(shape, bool if condition else F64) for shape, condition in self.avals]
+        dummies = [np.ones(shape, bool if not_data else F64) for shape, not_data in self.avals]
         params = [choices[0] for choices in self.param_choices]
         out = np.asarray(row.ref(*[_argument(a, dummies, params, True) for a in args], **kwargs))
         self.nodes.append(Node(row, tuple(args), kwargs))
         self.consumed.update(_value_read(a) for a in args)
-        self.avals.append((out.shape, out.dtype == BOOL))
+        self.avals.append((out.shape, out.dtype != F64))  # data is float64 on the dummies
         return len(self.avals) - 1
 
     def program(self, outputs=None):
@@ -781,6 +786,15 @@ def add_tensordot(b):
     b.add(HAND_DRAWN["tensordot"], (x, y), {"axes": k})
 
 
+def add_arg_reduction(b):
+    """argmax or argmin of x along an axis, cast to the program's dtype: an index as data."""
+    x = b.pick(lambda shape: len(shape) >= 1 and all(shape))  # no arg of an empty axis
+    rank = len(b.shape(x))
+    index = b.add(INDEX_ROWS[b.draw(st.sampled_from(("argmax", "argmin")))], (x,),
+                  {"axis": b.draw(st.integers(-rank, rank - 1))})
+    b.add(INDEX_ROWS["cast"], (index,), {"dtype": b.dtype})
+
+
 def add_clip_by_value(b):
     x = b.pick()
     low = b.constant([c for c in b.constants if c <= 0])
@@ -790,7 +804,7 @@ def add_clip_by_value(b):
 # Kinds of node by family; a program draws a family, then a kind in it.
 # Elementwise kinds come twice as often: long elementwise chains are what the Numba backend fuses.
 ELEMENTWISE_KINDS = (add_unary, add_binary, add_where, add_clip_by_value)
-REDUCING_KINDS = (add_reduction, add_axis_op, add_loss)
+REDUCING_KINDS = (add_reduction, add_axis_op, add_loss, add_arg_reduction)
 DATA_MOVEMENT_KINDS = (add_reshape, add_transpose, add_matrix_transpose, add_getitem, add_slice, add_expand_dims,
                        add_squeeze, add_broadcast_to, add_tile, add_pad, add_concat, add_stack)
 SHAPE_KINDS = (add_matmul, add_einsum, add_tensordot, *DATA_MOVEMENT_KINDS)
@@ -806,9 +820,14 @@ assert all(row.supports_gradgrad for row in HAND_DRAWN.values())
 CONDITION_ROWS = {name: OPS_BY_NAME[name] for name in (
     "is_finite", "is_nan", "is_inf", "logical_not", "logical_and", "logical_or", "logical_xor", "reduce_any",
     "reduce_all")}
+# argmax/argmin, and the cast that turns their index into data: piecewise constant.
+INDEX_ROWS = {name: OPS_BY_NAME[name] for name in ("argmax", "argmin", "cast")}
+# Rows whose tape gradient is None by design, where the reference's derivative is 0 (or unused).
+NO_GRADIENT = (*CONDITION_ROWS.values(), *INDEX_ROWS.values())
 
 # The shapes a kind can start from, where not every shape will do.
 NEEDS = {add_matmul: _matrix, add_matrix_transpose: _matrix, add_axis_op: _not_scalar, add_pad: _not_scalar,
+         add_arg_reduction: lambda shape: len(shape) >= 1 and all(shape),
          add_concat: _not_scalar, add_expand_dims: _below_max_rank, add_stack: _below_max_rank}
 FLOAT_ONLY = (add_loss,)
 
