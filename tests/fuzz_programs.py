@@ -824,6 +824,9 @@ CONDITION_ROWS = {name: OPS_BY_NAME[name] for name in (
 INDEX_ROWS = {name: OPS_BY_NAME[name] for name in ("argmax", "argmin", "cast")}
 # Rows whose tape gradient is None by design, where the reference's derivative is 0 (or unused).
 NO_GRADIENT = (*CONDITION_ROWS.values(), *INDEX_ROWS.values())
+# Every OP_DB row a program may draw.
+DRAWN_ROWS = (*ROWS.unary, *ROWS.binary, *ROWS.comparisons, *ROWS.reductions, *ROWS.axis_ops, *HAND_DRAWN.values(),
+              *CONDITION_ROWS.values(), *INDEX_ROWS.values())
 
 # The shapes a kind can start from, where not every shape will do.
 NEEDS = {add_matmul: _matrix, add_matrix_transpose: _matrix, add_axis_op: _not_scalar, add_pad: _not_scalar,

@@ -48,7 +48,8 @@ from hypothesis import strategies as st
 import tapejit as tj
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from fuzz_programs import cases, control_flow_cases, programs  # noqa: E402
+from fuzz_programs import DRAWN_ROWS, cases, control_flow_cases, programs  # noqa: E402
+from tapejit.tracer import core  # noqa: E402
 
 BACKENDS = ("numpy", "numba")
 
@@ -281,6 +282,13 @@ def check_case(case, tape_inside, order, parallel):
                          f"compiled ({compiled.where}) vs eager, calls[{k}]")
         # One trace per input shape: new values and parameters reuse the program.
         assert compiled.fn.cache_info().traces == len(signatures), f"{compiled.where}: {compiled.fn.cache_info()}"
+
+
+def test_random_programs_draw_every_primitive():
+    """A new primitive reaches the random programs through an OP_DB row they draw
+    (or this test names it)."""
+    drawn = {primitive for row in DRAWN_ROWS for primitive in row.primitives}
+    assert sorted(set(core.REGISTRY) - drawn) == []
 
 
 @fuzz_settings("straight_line")
