@@ -9,7 +9,8 @@ run four ways, which must agree:
   (second order: of the eager gradients) along a random direction;
 * tj.compile(backend="numpy") and tj.compile with Numba (serial, or with
   parallel=True as drawn), with the tape inside
-  the compiled function or around it: values and gradients equal eager ones on
+  the compiled function or around it, the program maybe a compiled function
+  itself (inlined): values and gradients equal eager ones on
   each call: new values and Python float parameters reuse the cached program,
   new shapes of the same ranks trace once more. Some inputs reach the compiled
   function as tj.Variables it captures, assigned before each call, as a
@@ -128,20 +129,22 @@ class Compiled:
     """One tj.compile'd program; calling it gives what eager() gives. The tape is
     inside the compiled function or around it; inputs listed in `captured` reach
     it as tj.Variables it closes over (assigned before each call), the others as
-    tensor arguments; params as Python floats."""
+    tensor arguments; params as Python floats. `nested`: the program is itself a
+    compiled function, called (and so inlined) by the compiled one."""
 
-    def __init__(self, program, backend, tape_inside, captured=(), max_paths=8, parallel=False):
+    def __init__(self, program, backend, tape_inside, captured=(), max_paths=8, parallel=False, nested=False):
         self.program, self.tape_inside, self.captured = program, tape_inside, captured
         self.variables = {}
         options = compile_options(backend, parallel)
+        run = tj.compile(program.run, **options) if nested else program.run
         if tape_inside:
             self.fn = tj.compile(lambda args, params, cot, dirs: differentiate(
-                lambda *xs: program.run(xs, params), self._with_variables(args), cot, dirs), max_paths=max_paths,
-                **options)
+                lambda *xs: run(xs, params), self._with_variables(args), cot, dirs), max_paths=max_paths, **options)
         else:
-            self.fn = tj.compile(lambda args, params: program.run(self._with_variables(args), params),
+            self.fn = tj.compile(lambda args, params: run(self._with_variables(args), params),
                                  max_paths=max_paths, **options)
-        self.where = f"{describe(options)}, tape {'inside' if tape_inside else 'around'} the compiled function"
+        self.where = (f"{describe(options)}, tape {'inside' if tape_inside else 'around'} the compiled function"
+                      + (", the program compiled inside it" if nested else ""))
 
     def _with_variables(self, args):
         """The program's inputs: the captured Variables in their places among the tensor arguments."""
@@ -245,7 +248,7 @@ def assert_directional_derivative(terms_at, xs, direction, analytic_terms, what)
 
 
 # =================================================================== tests
-def check_case(case, tape_inside, order, parallel):
+def check_case(case, tape_inside, order, parallel, nested):
     program, first = case.program, case.calls[0]
     n_in, n_out = len(first.inputs), len(program.outputs)
     names = labels(n_out, n_in, order)
@@ -276,7 +279,7 @@ def check_case(case, tape_inside, order, parallel):
 
     signatures = {tuple(np.shape(x) for x in call.inputs) for call in case.calls}
     for backend in BACKENDS:
-        compiled = Compiled(program, backend, tape_inside, case.captured, parallel=parallel)
+        compiled = Compiled(program, backend, tape_inside, case.captured, parallel=parallel, nested=nested)
         for k, (call, want, scale) in enumerate(zip(case.calls, wanted, scales)):
             assert_agree(compiled(call.inputs, call.params, *gradient_args(call)), want, scale, names,
                          f"compiled ({compiled.where}) vs eager, calls[{k}]")
@@ -292,17 +295,18 @@ def test_random_programs_draw_every_primitive():
 
 
 @fuzz_settings("straight_line")
-@given(case=cases(programs()), tape_inside=st.booleans(), parallel=st.booleans())
-def test_random_programs(case, tape_inside, parallel):
+@given(case=cases(programs()), tape_inside=st.booleans(), parallel=st.booleans(), nested=st.booleans())
+def test_random_programs(case, tape_inside, parallel, nested):
     """Values and gradients: NumPy reference, central differences, eager and compiled agree."""
-    check_case(case, tape_inside, order=1, parallel=parallel)
+    check_case(case, tape_inside, order=1, parallel=parallel, nested=nested)
 
 
 @fuzz_settings("second_order")
-@given(case=cases(programs(max_ops=12, second_order=True)), tape_inside=st.booleans(), parallel=st.booleans())
-def test_random_programs_second_order(case, tape_inside, parallel):
+@given(case=cases(programs(max_ops=12, second_order=True)), tape_inside=st.booleans(), parallel=st.booleans(),
+       nested=st.booleans())
+def test_random_programs_second_order(case, tape_inside, parallel, nested):
     """As test_random_programs, with Hessian-vector products through nested tapes."""
-    check_case(case, tape_inside, order=2, parallel=parallel)
+    check_case(case, tape_inside, order=2, parallel=parallel, nested=nested)
 
 
 @fuzz_settings("float32")
@@ -402,8 +406,8 @@ def test_random_training_steps(case, backend, parallel):
 
 
 @fuzz_settings("control_flow")
-@given(case=control_flow_cases(), tape_inside=st.booleans(), parallel=st.booleans())
-def test_random_control_flow(case, tape_inside, parallel):
+@given(case=control_flow_cases(), tape_inside=st.booleans(), parallel=st.booleans(), nested=st.booleans())
+def test_random_control_flow(case, tape_inside, parallel, nested):
     """One compiled function, input sets taking different paths in a random order:
     every call equals eager (values and gradients), each path traces once."""
     program = case.program
@@ -418,7 +422,7 @@ def test_random_control_flow(case, tape_inside, parallel):
                      "eager vs NumPy reference")
     paths = {program.path(xs) for xs in case.input_sets}
     for backend in BACKENDS:
-        compiled = Compiled(program, backend, tape_inside, case.captured, case.max_paths, parallel)
+        compiled = Compiled(program, backend, tape_inside, case.captured, case.max_paths, parallel, nested)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             for k in case.call_order:
