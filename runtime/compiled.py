@@ -20,7 +20,7 @@ from tapejit.tracer.errors import CompileError
 from tapejit.tracer.tensor import Tensor, Variable
 
 from . import kernel_cache
-from .backends import BACKENDS
+from .backends import BACKENDS, KernelOptions
 from .config import CONFIG
 from .dispatch import build_fast_call, is_input_leaf
 from .environment import captured_arrays, captured_refs, changed, snapshot
@@ -96,7 +96,11 @@ class CompiledFunction:
         self.static_argnames = tuple([static_argnames] if isinstance(static_argnames, str) else static_argnames)
         self.max_paths = max_paths
         self.max_traces = max_traces
-        self.options = {"donate": donate, "parallel": parallel, "fastmath": fastmath, "cache": cache}
+        self.kernel_options = KernelOptions(bool(parallel), bool(fastmath), bool(cache))
+        if donate is not None:
+            warnings.warn(f"tj.compile: {self.__name__}: donate={donate!r} is accepted, but tapejit does not reuse "
+                          "donated buffers yet: the donated arguments stay valid and memory use is unchanged",
+                          stacklevel=_user_stacklevel())
         self._signature = inspect.signature(fn)
         self._entries = collections.OrderedDict()
         self._lock = threading.RLock()
@@ -339,7 +343,7 @@ class CompiledFunction:
         # side effect, run at trace time as in tf.function: checking it would retrace every call.
         self._environment = [entry for entry in environment if not changed([entry])]
         program = optimize(program, CONFIG.check_ir)
-        executable = Executable(program, self.backend, bool(self.options["parallel"]))
+        executable = Executable(program, self.backend, self.kernel_options)
         input_leaves = [(i, type(leaf) is float) for i, leaf in enumerate(leaves) if is_input_leaf(leaf)]
         path = Path(executable, out_def, 0.0, input_leaves, self.__name__)
         path.trace_seconds = elapsed = time.perf_counter() - start

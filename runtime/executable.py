@@ -8,21 +8,21 @@ from tapejit.compiler.grad import derive
 from tapejit.tracer import core
 from tapejit.tracer.core import STATE
 
-from .backends import build_runner
+from .backends import KernelOptions, build_runner
 from .config import CONFIG
 
 
 class Executable:
     """program(inputs..., reads...) -> (outputs, writes), run by a backend (runtime/backends.py)."""
 
-    __slots__ = ("program", "backend", "parallel", "run", "n_params", "_derivative", "_forward", "_backward", "_joint",
+    __slots__ = ("program", "backend", "options", "run", "n_params", "_derivative", "_forward", "_backward", "_joint",
                  "__weakref__")
 
-    def __init__(self, program, backend="numpy", parallel=False):
+    def __init__(self, program, backend="numpy", options=KernelOptions()):
         self.program = program
         self.backend = backend
-        self.parallel = parallel
-        self.run = build_runner(program, backend, parallel)
+        self.options = options
+        self.run = build_runner(program, backend, options)
         self.n_params = len(program.inputs) + len(program.reads)
         self._derivative = None
 
@@ -30,15 +30,15 @@ class Executable:
         """Derived once, at the first differentiable call's values (after its guards held)."""
         if self._derivative is None:
             d = derive(self.program, arrays, CONFIG.check_ir)
-            self._forward = build_runner(d.forward, self.backend, self.parallel)
-            self._backward = build_runner(d.backward, self.backend, self.parallel)
+            self._forward = build_runner(d.forward, self.backend, self.options)
+            self._backward = build_runner(d.backward, self.backend, self.options)
             self._joint = None
             self._derivative = d
         return self._derivative
 
     def joint(self):
         if self._joint is None:
-            self._joint = Executable(self._derivative.joint, self.backend, self.parallel)
+            self._joint = Executable(self._derivative.joint, self.backend, self.options)
         return self._joint
 
     def __call__(self, tensors):

@@ -55,7 +55,8 @@ STATS = {"kernel_compiles": 0, "disk_cache_loads": 0, "corrupt_entries_recovered
 _LOCK = threading.RLock()           # loading and directory resolution
 _STATS_LOCK = threading.Lock()      # counters only; also taken under numba's compiler lock
 _RESOLVED = {}      # configured directory -> directory actually used
-_FALLBACK = None    # this process's temporary directory, once needed
+_TEMPORARY = None   # this process's temporary directory, once needed (a fallback, or tj.compile(cache=False))
+_FELL_BACK = False  # whether a configured directory fell back to it (warned once)
 _HANDLES = {}       # (module name, entry) -> KernelHandle (a kernel is loaded once per process)
 
 
@@ -97,18 +98,29 @@ def _probe_writable(directory):
     os.unlink(probe)
 
 
-def _fall_back(configured, error, stacklevel=4):
-    global _FALLBACK
+def temporary_dir():
+    """This process's temporary kernel directory, removed at exit: kernels there do
+    not outlive the process."""
+    global _TEMPORARY
     with _LOCK:
-        if _FALLBACK is None:
-            _FALLBACK = tempfile.mkdtemp(prefix="tapejit-kernels-")
-            atexit.register(shutil.rmtree, _FALLBACK, True)
+        if _TEMPORARY is None:
+            _TEMPORARY = tempfile.mkdtemp(prefix="tapejit-kernels-")
+            atexit.register(shutil.rmtree, _TEMPORARY, True)
+        return _TEMPORARY
+
+
+def _fall_back(configured, error, stacklevel=4):
+    global _FELL_BACK
+    with _LOCK:
+        directory = temporary_dir()
+        if not _FELL_BACK:
+            _FELL_BACK = True
             warnings.warn(f"tapejit: kernel cache directory {configured} is not writable ({error}); "
-                          f"using the temporary directory {_FALLBACK} for this process (set {ENV_VAR} "
+                          f"using the temporary directory {directory} for this process (set {ENV_VAR} "
                           f"to a writable directory to keep compiled kernels across processes)",
                           KernelCacheWarning, stacklevel=stacklevel)
-        _RESOLVED[configured] = _FALLBACK
-        return _FALLBACK
+        _RESOLVED[configured] = directory
+        return directory
 
 
 # ----------------------------------------------------------------------------- names
@@ -421,12 +433,14 @@ class KernelHandle:
         return f"<KernelHandle {self.name}.{self.fn.__name__} ({state}) {self.path}>"
 
 
-def load_kernel(source, entry, flags="", version=None):
+def load_kernel(source, entry, flags="", version=None, persist=True):
     """Load (writing it first if needed) the kernel module `source` and return a
     KernelHandle of its function `entry` (an @numba.njit(cache=True) dispatcher).
 
     `flags`: anything else that changes the compiled code (part of the name hash).
     `version`: the tapejit version to hash (default: tapejit.__version__).
+    `persist`: False writes the module (and Numba's entries) to this process's
+    temporary directory, not the cache, unless this process already loaded it.
     """
     name = module_name(source, flags, version)
     handle = _HANDLES.get((name, entry))
@@ -437,11 +451,11 @@ def load_kernel(source, entry, flags="", version=None):
         if handle is not None:
             return handle
         data = source.encode("utf-8")
-        directory = cache_dir()
+        directory = cache_dir() if persist else temporary_dir()
         try:
             path = _publish(directory, name, data)
         except OSError as e:  # e.g. the directory turned read-only or the disk is full
-            if directory == _FALLBACK:
+            if directory == _TEMPORARY:
                 raise
             directory = _fall_back(directory, e, stacklevel=3)
             path = _publish(directory, name, data)

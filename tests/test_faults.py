@@ -207,7 +207,8 @@ def _made_read_only(directory):
 ])
 def test_cache_dir_lost_while_running_keeps_every_function_working_with_one_warning(tmp_path, monkeypatch, fault):
     monkeypatch.setattr(kernel_cache, "_RESOLVED", {})
-    monkeypatch.setattr(kernel_cache, "_FALLBACK", None)
+    monkeypatch.setattr(kernel_cache, "_TEMPORARY", None)
+    monkeypatch.setattr(kernel_cache, "_FELL_BACK", False)
     monkeypatch.setattr(kernel_cache, "_HANDLES", {})  # as if no kernel were loaded yet in this process
     cache = tmp_path / "cache"
     monkeypatch.setenv("TAPEJIT_CACHE_DIR", str(cache))

@@ -338,7 +338,8 @@ def test_unwritable_directory_warns_once_in_process(tmp_path, monkeypatch):
     def refuse(directory):
         raise PermissionError(13, "Permission denied", directory)
     monkeypatch.setattr(kc, "_RESOLVED", {})
-    monkeypatch.setattr(kc, "_FALLBACK", None)
+    monkeypatch.setattr(kc, "_TEMPORARY", None)
+    monkeypatch.setattr(kc, "_FELL_BACK", False)
     monkeypatch.setattr(kc, "_probe_writable", refuse)
     monkeypatch.setenv("TAPEJIT_CACHE_DIR", str(tmp_path / "ro"))
     with warnings.catch_warnings(record=True) as record:
@@ -417,3 +418,25 @@ def test_a_second_process_runs_a_compiled_function_without_compiling(tmp_path):
     # kernels, which includes Numba's import (0.3-0.6 s on a loaded 2-core machine).
     assert warm["compiles"] == 0 and warm["loads"] >= 1 and warm["compile_seconds"] < 0.5 * cold["compile_seconds"]
     assert (warm["y"], warm["g"]) == (cold["y"], cold["g"])
+
+
+def test_compile_cache_false_keeps_nothing_on_disk(tmp_path, monkeypatch):
+    """tj.compile(cache=False): the kernels live in this process's temporary
+    directory, the cache directory stays empty, and results are the same."""
+    import tapejit as tj
+
+    monkeypatch.setattr(kc, "_RESOLVED", {})
+    monkeypatch.setenv("TAPEJIT_CACHE_DIR", str(tmp_path / "cache"))
+    x = tj.constant(np.linspace(-1.0, 1.0, 33))
+
+    def fn(x):
+        return tj.reduce_sum(tj.exp(x) * x) - x * 0.25  # unique to this test: compiled here
+
+    got = tj.compile(fn, cache=False)(x)
+    np.testing.assert_allclose(got.numpy(), np.sum(np.exp(x.numpy()) * x.numpy()) - x.numpy() * 0.25, rtol=1e-6)
+    assert not (tmp_path / "cache").exists() or list((tmp_path / "cache").iterdir()) == []
+    f = tj.compile(fn, cache=False)
+    f(x)
+    paths = {k.py_func.__code__.co_filename for entry in f._entries.values() for path in entry.paths
+             for _, k in path.executable.run.kernels}
+    assert paths and all(os.path.dirname(p) == kc.temporary_dir() for p in paths), paths

@@ -140,6 +140,32 @@ def test_generated_kernels_keep_ieee_semantics_and_stay_in_nopython_mode(paralle
         assert fallback not in source, fallback
 
 
+def test_fastmath_true_gives_every_loop_llvm_fast_math():
+    """tj.compile(fastmath=True) is the user's opt-in: every loop gets Numba's
+    fastmath=True (NaN and infinities assumed away); finite results stay close."""
+    def fn(x, y):
+        return tj.reduce_sum(tj.exp(x) * y, axis=1), tj.tanh(x) * 2.0 - y
+
+    x, y = np.linspace(-1.0, 1.0, 96).reshape(3, 32), np.linspace(0.0, 2.0, 32)
+    fast = tj.compile(fn, fastmath=True)
+    source = fast.lower(tj.constant(x), tj.constant(y)).source
+    jitted = [line.strip() for line in source.splitlines() if line.strip().startswith("@numba.njit(")
+              and "forceinline" not in line]  # mathlib's helpers keep their own flags
+    assert jitted and all("fastmath=True" in line for line in jitted), jitted
+    for got, want in zip(fast(tj.constant(x), tj.constant(y)), tj.compile(fn)(tj.constant(x), tj.constant(y))):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5)
+
+
+def test_donate_is_accepted_with_a_warning_that_it_is_not_used():
+    with pytest.warns(UserWarning, match=r"tj\.compile: <lambda>: donate='x' is accepted, but tapejit does not "
+                                         r"reuse donated buffers yet") as caught:
+        f = tj.compile(lambda x: x + 1.0, donate="x")
+    assert caught[0].filename == __file__
+    x = tj.constant([1.0, 2.0])
+    np.testing.assert_array_equal(f(x).numpy(), [2.0, 3.0])
+    np.testing.assert_array_equal(x.numpy(), [1.0, 2.0])  # the donated argument stays valid
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_ieee_special_values_match_numpy(dtype):
     x = np.array([0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, np.nan, 2.0], dtype)

@@ -36,15 +36,20 @@ _CTOR = {"float32": "np.float32", "float64": "np.float64", "int32": "np.int32", 
 _NAME = "KERNEL"  # stands for the content-hashed name until the source is complete
 
 
-def _entry_decorator(reduces):
-    fastmath = f", fastmath={REDUCTION_FASTMATH}" if reduces else ""
-    return f"@numba.njit(cache=True, error_model='numpy'{fastmath})"
+def _fastmath(reduces, fastmath):
+    if fastmath:  # tj.compile(fastmath=True): every LLVM fast-math flag, NaN and infinities assumed away too
+        return ", fastmath=True"
+    return f", fastmath={REDUCTION_FASTMATH}" if reduces else ""
 
 
-def _group_decorator(reduces, parallel):
-    fastmath = f", fastmath={REDUCTION_FASTMATH}" if reduces else ""
+def _entry_decorator(reduces, fastmath):
+    return f"@numba.njit(cache=True, error_model='numpy'{_fastmath(reduces, fastmath)})"
+
+
+def _group_decorator(reduces, parallel, fastmath):
     threads = ", parallel=True" if parallel else ""
-    return f"@numba.njit(error_model='numpy', no_cpython_wrapper=True, no_cfunc_wrapper=True{fastmath}{threads})"
+    return (f"@numba.njit(error_model='numpy', no_cpython_wrapper=True, no_cfunc_wrapper=True"
+            f"{_fastmath(reduces, fastmath)}{threads})")
 
 
 class RegionSource:
@@ -143,9 +148,10 @@ class _Module:
         return fn
 
 
-def region_source(region, parallel=False):
+def region_source(region, parallel=False, fastmath=False):
     """The module source of one region (the program was printed first, so its
-    variables have names for the comments). parallel: large loop nests use threads."""
+    variables have names for the comments). parallel: large loop nests use threads;
+    fastmath: every loop gets all of LLVM's fast-math flags."""
     module = _Module()
     entry = _Function(module)
     names = {}
@@ -227,7 +233,7 @@ def region_source(region, parallel=False):
         else:
             group_number += 1
             _group(module, entry, region, unit, group_number, names, stored_ids, size_names, program_literal,
-                   parallel, reassoc)
+                   parallel, reassoc, fastmath)
     for k, v in enumerate(scalar_outputs):
         params.append(f"o{k}")
         entry.emit(0, f"o{k}{_element(v.aval.shape)} = {names[id(v)]}")
@@ -244,7 +250,7 @@ def region_source(region, parallel=False):
     for helper in module.helpers.values():
         lines += [(line, None) for line in helper.splitlines()] + [("", None)]
     lines += module.functions
-    lines.append((_entry_decorator(reassoc), None))
+    lines.append((_entry_decorator(reassoc, fastmath), None))
     lines.append((f"def {_NAME}({', '.join(params)}):", None))
     lines += dim_lines + entry.body()
     text = "\n".join(line for line, _ in lines) + "\n"
@@ -267,7 +273,7 @@ def _live(group, stored_ids):
 
 
 def _group(module, entry, region, group, number, names, stored_ids, size_names, program_literal, parallel,
-           reassoc):
+           reassoc, fastmath):
     """Emit one group's loop nest: into the entry when it runs with the entry's
     flags, else as an inner function and its call. Each statement sits in the
     outermost loop its operands allow (a row's value is computed once per row,
@@ -285,7 +291,7 @@ def _group(module, entry, region, group, number, names, stored_ids, size_names, 
     split = None
     if parallel and suffix:
         split = "chunks" if any(is_scalar(e.out.aval) for e in reductions) else "rows"
-    inline = split is None and (bool(reductions) or not reassoc)
+    inline = split is None and (fastmath or bool(reductions) or not reassoc)
     fn = entry if inline else _Function(module)
     tag = f"g{number}_" if inline else ""   # an inlined nest's locals must not meet another's
     levels = [[] for _ in range(rank + 1)]  # statements inside the first d loops, before loop d
@@ -392,7 +398,7 @@ def _group(module, entry, region, group, number, names, stored_ids, size_names, 
 
     fname = f"{_NAME}_g{number}"
     signature = [f"n{i}" for i in range(rank)] + arrays + scalars
-    lines = [("", None), (_group_decorator(bool(reductions), split is not None), None),
+    lines = [("", None), (_group_decorator(bool(reductions), split is not None, fastmath), None),
              (f"def {fname}({', '.join(signature)}):", None)] + fn.body()
     module.functions += lines + [("", None)]
     call = f"{fname}({', '.join(sizes + arrays + scalars)})"
