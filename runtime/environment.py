@@ -91,7 +91,7 @@ def _python_function(value):
         return None
     try:
         value = inspect.unwrap(value)
-    except ValueError:  # a __wrapped__ cycle
+    except Exception:  # noqa: BLE001 - a __wrapped__ cycle, or a proxy whose attributes raise: not followed
         return None
     if isinstance(value, types.MethodType):  # a bound method read by name
         value = value.__func__

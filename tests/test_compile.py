@@ -789,6 +789,24 @@ def _rebinding_global(kind, route):
     return namespace["fn"], change
 
 
+class _UnboundProxy:
+    """A callable global whose attributes raise, as an unbound context proxy's do."""
+
+    def __call__(self, x):
+        return x
+
+    def __getattr__(self, name):
+        raise RuntimeError(f"unbound proxy: no {name}")
+
+
+PROXY = _UnboundProxy()
+
+
+def test_reads_through_a_callable_whose_attributes_raise_are_not_followed():
+    f = tj.compile(lambda x: PROXY(x) * 2.0)
+    np.testing.assert_array_equal(f(tj.constant([1.0])).numpy(), [2.0])
+
+
 CALLS = 0
 
 
