@@ -22,7 +22,8 @@ a sum that cancels keeps the rounding of its terms), and NaN in the same places.
 Inputs that make anything non-finite are rejected with `assume`, as NNSmith does.
 
 More random programs: float32 ones of exactly rounded ops (compiled values bit
-for bit), float64 ones on NaN, infinities and signed zeros (values), integer
+for bit), float32 ones of any ops (every result and gradient float32, values
+close), float64 ones on NaN, infinities and signed zeros (values), integer
 ones (values exactly, wrapping on overflow), training steps (a compiled step
 writes every Variable it reads, minus its gradient; losses and Variables equal
 eager steps' after each step), and control flow: an `if` on a
@@ -66,6 +67,9 @@ def describe(options):
 RTOL = 1e-9
 # float32 gradients of exactly rounded programs: broadcasting sums them in another order.
 FLOAT32_RTOL = 1e-5
+# float32 programs of any ops: last-bit differences (libm vs tapejit's mathlib, sum
+# orders) grow along a chain of up to 10 ops.
+FLOAT32_LOOSE_RTOL = 1e-3
 # Central differences (TESTING.md section 1): float64, step 1e-6; rounding the
 # terms of the function adds up to FD_ROUNDING / EPS of their summed size.
 EPS, FD_ATOL, FD_RTOL, FD_ROUNDING = 1e-6, 1e-5, 1e-3, 1e-9
@@ -73,10 +77,10 @@ EPS, FD_ATOL, FD_RTOL, FD_ROUNDING = 1e-6, 1e-5, 1e-3, 1e-9
 # Programs per test by default (about 85 s of CPU for this file on a 2-core
 # machine with an empty kernel cache, mostly Numba compiling), and each test's
 # share of TAPEJIT_FUZZ_EXAMPLES.
-DEFAULT_EXAMPLES = {"straight_line": 6, "second_order": 3, "control_flow": 2, "float32": 3, "special_values": 3,
-                    "integers": 3, "training_steps": 2}
-SHARES = {"straight_line": 0.4, "second_order": 0.2, "control_flow": 0.15, "float32": 0.08, "special_values": 0.06,
-          "integers": 0.06, "training_steps": 0.05}
+DEFAULT_EXAMPLES = {"straight_line": 6, "second_order": 3, "control_flow": 2, "float32": 2, "float32_any_op": 2,
+                    "special_values": 3, "integers": 3, "training_steps": 2}
+SHARES = {"straight_line": 0.37, "second_order": 0.18, "control_flow": 0.14, "float32": 0.06, "float32_any_op": 0.08,
+          "special_values": 0.06, "integers": 0.06, "training_steps": 0.05}
 # Training steps: how many, and their learning rates (Python floats: one trace for all).
 LEARNING_RATES = (0.05, 0.02, 0.1)
 
@@ -327,6 +331,29 @@ def test_random_float32_programs_round_as_numpy(case, tape_inside, parallel):
             assert_identical(got[:n_out], want[:n_out], names, what)
             assert_agree(got[n_out:], want[n_out:], magnitude(program, call.inputs, call.params), names[n_out:],
                          what, rtol=FLOAT32_RTOL)
+
+
+@fuzz_settings("float32_any_op")
+@given(case=cases(programs(max_ops=10, dtype=np.float32), dtype=np.float32), tape_inside=st.booleans(),
+       parallel=st.booleans())
+def test_random_float32_programs_stay_float32(case, tape_inside, parallel):
+    """Float32 programs of any rows, transcendentals, reductions and matmuls
+    included: every output and gradient is float32, eager and compiled (T23: no
+    float64 literal, parameter or intermediate widens a result), and compiled
+    values are close to eager ones (float32 rounding, summed in other orders,
+    grows along a chain: a loose tolerance)."""
+    program, n_out = case.program, len(case.program.outputs)
+    wanted = [eager(program, call.inputs, call.params, tensors(call.cotangents)) for call in case.calls]
+    assume(all(all_finite(w) for w in wanted))
+    for k, (call, want) in enumerate(zip(case.calls, wanted)):
+        names = labels(n_out, len(call.inputs), 1)
+        assert_same_types(want, [np.zeros(np.shape(w), np.float32) for w in want], names, f"eager, calls[{k}]")
+    for backend in BACKENDS:
+        compiled = Compiled(program, backend, tape_inside, case.captured, parallel=parallel)
+        for k, (call, want) in enumerate(zip(case.calls, wanted)):
+            got = compiled(call.inputs, call.params, tensors(call.cotangents))
+            assert_agree(got, want, magnitude(program, call.inputs, call.params), labels(n_out, len(call.inputs), 1),
+                         f"compiled ({compiled.where}) vs eager, calls[{k}]", rtol=FLOAT32_LOOSE_RTOL)
 
 
 @fuzz_settings("special_values")
