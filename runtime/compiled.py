@@ -287,7 +287,7 @@ class CompiledFunction:
                     warnings.warn(f"tj.compile: {self.__name__} took more than max_paths={self.max_paths} "
                                   f"control-flow paths for one signature (the guard{'s' if len(sources) > 1 else ''} "
                                   f"at {', '.join(sources)} {'keep' if len(sources) > 1 else 'keeps'} changing); "
-                                  "calls its compiled paths do not fit run eagerly from now on for this signature",
+                                  "from now on, calls of this signature that no compiled path fits run eagerly",
                                   stacklevel=_user_stacklevel())
                 return self._eager(leaves, treedef, static)
             try:
