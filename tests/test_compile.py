@@ -751,8 +751,8 @@ INITIAL = {"float": (2.0, 5.0), "tensor": (tj.constant(3.0), tj.constant(7.0)),
            "variable": (tj.Variable(1.0), tj.Variable(11.0)), "array": (np.ones(2, np.float32), 13.0)}
 
 
-# fn(x) reading a global G, by each route a compiled function reads one. In
-# "mod." sources, G and helper live in another module, `mod`.
+# fn(x) reading a global G, by each route a compiled function reads one. In the
+# routes through `mod`, G (and helper) live in that other module.
 READ_ROUTES = {
     "global": "def fn(x):\n    return x * 2.0 + G\n",
     "helper": "def helper(x):\n    return x + G\n\ndef fn(x):\n    return helper(x * 2.0)\n",
