@@ -540,6 +540,8 @@ def add_where(b):
     """where(condition, x, y), the condition drawn by add_condition."""
     cond = add_condition(b)
     x = b.pick(lambda shape: _broadcasts(shape, b.shape(cond)))
+    if x is None:  # a reduced condition no data value broadcasts with: the condition stays unused
+        return
     y = b.pick_partner(b.shape(cond), b.shape(x))
     branches = [x, b.constant() if y is None else y]
     if b.draw(st.booleans()):
