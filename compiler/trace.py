@@ -21,13 +21,17 @@ _PACKAGE_DIRS = tuple(
                          os.path.dirname(os.path.abspath(sys.modules["tapejit"].__file__))))
 
 
+def is_user_file(filename):
+    """Whether code in `filename` is the user's: not tapejit's, nor its generated code, nor frozen."""
+    return not filename.startswith(_PACKAGE_DIRS) and not filename.startswith(("<frozen", "<tapejit"))
+
+
 def user_source():
     """file:line of the innermost frame outside tapejit."""
     frame = sys._getframe(2)
     while frame is not None:
-        filename = frame.f_code.co_filename
-        if not filename.startswith(_PACKAGE_DIRS) and not filename.startswith(("<frozen", "<tapejit")):
-            return f"{os.path.basename(filename)}:{frame.f_lineno}"
+        if is_user_file(frame.f_code.co_filename):
+            return f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
         frame = frame.f_back
     return ""
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from tapejit.compiler import executor
 from tapejit.compiler.pipeline import optimize
-from tapejit.compiler.trace import _PACKAGE_DIRS, Trace, WeakFloat
+from tapejit.compiler.trace import Trace, WeakFloat, is_user_file
 from tapejit.tracer import core, nest
 from tapejit.tracer.core import STATE
 from tapejit.tracer.errors import CompileError
@@ -112,7 +112,7 @@ class CompiledFunction:
         self._environment = []  # snapshot of captured globals and closure cells, taken when tracing
 
     # ------------------------------------------------------------ calling
-    def _split_static(self, args, kwargs):
+    def _bind(self, args, kwargs):
         """(dynamic positional args, dynamic keyword args, static (name, value) pairs).
         A keyword argument the function also takes by position is passed by position,
         so f(x) and f(x=x) share one signature (and one trace)."""
@@ -218,7 +218,7 @@ class CompiledFunction:
             # Eager mode, or called while another function is traced: run the
             # Python, so the outer trace sees (inlines) every op.
             return self.fn(*args, **kwargs)
-        args, kwargs, static = self._split_static(args, kwargs)
+        args, kwargs, static = self._bind(args, kwargs)
         try:
             key, leaves, treedef = signature(args, kwargs, static)
         except TypeError as exc:
@@ -374,7 +374,7 @@ class CompiledFunction:
 
     def _path_for(self, args, kwargs):
         """The path these arguments take, tracing it (without running) if new."""
-        args, kwargs, static = self._split_static(args, kwargs)
+        args, kwargs, static = self._bind(args, kwargs)
         key, leaves, treedef = signature(args, kwargs, static)
         entry = self._new_entry(key)
         for path in entry.paths:
@@ -404,7 +404,7 @@ class CompiledFunction:
 
     def explain(self, *args, **kwargs):
         """In words: would this call reuse a compiled path, or retrace, and why."""
-        args, kwargs, static = self._split_static(args, kwargs)
+        args, kwargs, static = self._bind(args, kwargs)
         key, leaves, treedef = signature(args, kwargs, static)
         entry = self._entries.get(key)
         if entry is None:
@@ -475,10 +475,6 @@ class CompiledFunction:
         return f"<tj.compile {self.__name__}>"
 
 
-def _is_user_frame(filename):
-    return not filename.startswith(_PACKAGE_DIRS) and not filename.startswith(("<frozen", "<tapejit"))
-
-
 def _file_and_line(source):
     """'a.py:12' -> ('a.py', 12), so guards sort in line order."""
     file, _, line = source.rpartition(":")
@@ -489,7 +485,7 @@ def _user_stacklevel():
     """The warnings.warn stacklevel of the first frame outside tapejit (the user's call),
     counted from the function that calls warn."""
     frame, level = sys._getframe(1), 1
-    while frame is not None and not _is_user_frame(frame.f_code.co_filename):
+    while frame is not None and not is_user_file(frame.f_code.co_filename):
         frame, level = frame.f_back, level + 1
     return level
 
@@ -499,7 +495,7 @@ def _user_line(tb):
     that called tapejit), else of the innermost user frame, in a traceback."""
     frames = []
     while tb is not None:
-        frames.append((_is_user_frame(tb.tb_frame.f_code.co_filename), tb))
+        frames.append((is_user_file(tb.tb_frame.f_code.co_filename), tb))
         tb = tb.tb_next
     inner_first = frames[::-1]
     pick = next((tb for (user, tb), (callee_user, _) in zip(inner_first[1:], inner_first) if user and not callee_user),

@@ -15,15 +15,14 @@ functions), with `module.CONSTANT` reads among them. Library code (the standard
 library, installed packages, tapejit itself) is not followed: its globals are
 not rebound between calls.
 """
-import functools
 import inspect
 import os
-import sys
 import sysconfig
 import types
 
 import numpy as np
 
+from tapejit.compiler.trace import is_user_file
 from tapejit.tracer.tensor import Tensor, Variable
 
 _SCALARS = (int, float, bool, str, bytes, complex, type(None), np.generic)
@@ -99,18 +98,12 @@ def _python_function(value):
 
 
 def _is_library(code):
-    return code.co_filename.startswith(_library_dirs())
+    return not is_user_file(code.co_filename) or code.co_filename.startswith(_INSTALLED)
 
 
-@functools.cache
-def _library_dirs():
-    """The standard library, installed packages and tapejit's own packages, each
-    with a trailing separator."""
-    paths = sysconfig.get_paths()
-    dirs = {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
-    dirs |= {os.path.dirname(sys.modules[name].__file__)
-             for name in ("tapejit", "tapejit.tracer", "tapejit.compiler", "tapejit.runtime")}
-    return tuple(os.path.join(os.path.abspath(d), "") for d in dirs)
+# The standard library and installed packages, each with a trailing separator.
+_INSTALLED = tuple({os.path.join(os.path.abspath(path), "") for key, path in sysconfig.get_paths().items()
+                    if key in ("stdlib", "platstdlib", "purelib", "platlib")})
 
 
 def _value(holder, name):

@@ -24,7 +24,7 @@ __version__ = "0.1.0"
 globals().update(_tracer.PUBLIC)
 
 __all__ = sorted(
-    ["DType", "as_dtype", "bool", "float32", "float64", "int32", "int64", "CompileError", "DTypeConversionError", "DTypeError", "ShapeError",
-     "TapejitError", "GradientTape", "UnconnectedGradients", "custom_gradient", "Tensor", "Variable",
+    ["DType", "as_dtype", "bool", "float32", "float64", "int32", "int64", "CompileError", "DTypeConversionError",
+     "DTypeError", "ShapeError", "TapejitError", "GradientTape", "UnconnectedGradients", "custom_gradient", "Tensor", "Variable",
      "linalg", "math", "nn", "random", "testing", "config", "compile", "CompiledFunction", "print",
      "IRError", "KernelCacheWarning"] + list(_tracer.PUBLIC))
